@@ -1,0 +1,28 @@
+//! Why a model cannot be compiled into a snapshot.
+
+use crate::{RoleId, UnitId, UserId};
+
+/// A model that cannot be compiled. Each variant names the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("unit {0:?} appears twice")]
+    DuplicateUnit(UnitId),
+    #[error("user {0:?} appears twice")]
+    DuplicateUser(UserId),
+    #[error("role {0:?} appears twice")]
+    DuplicateRole(RoleId),
+    #[error("unit {unit:?} has unknown parent {parent:?}")]
+    UnknownParentUnit { unit: UnitId, parent: UnitId },
+    #[error("user {user:?} belongs to unknown unit {unit:?}")]
+    UnknownUnit { user: UserId, unit: UnitId },
+    #[error("user {user:?} reports to unknown manager {manager:?}")]
+    UnknownManager { user: UserId, manager: UserId },
+    #[error("user {user:?} holds unknown role {role:?}")]
+    UnknownRole { user: UserId, role: RoleId },
+    #[error("the unit tree has a cycle through unit {0:?}")]
+    UnitCycle(UnitId),
+    #[error("the reporting line has a cycle through user {0:?}")]
+    ReportingCycle(UserId),
+    #[error("ids must be non-negative, got {0}")]
+    NegativeId(i64),
+}

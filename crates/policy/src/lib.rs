@@ -1,0 +1,40 @@
+//! Warden's permission engine: the organisation, its roles and their scopes compiled into one
+//! immutable [`Snapshot`] that answers three questions without IO.
+//!
+//! - [`Snapshot::check`]: may this user do this action on this record? With the reason.
+//! - [`Snapshot::filter`]: which records may this user act on? A [`RecordFilter`] that the store
+//!   turns into SQL, so a list is filtered in the database and never loaded then checked.
+//! - [`Snapshot::explain`]: every reason, for every action, with the reporting-line path.
+//!
+//! # Design
+//!
+//! The reporting line and the unit tree are numbered in pre-order when the snapshot is
+//! compiled: each user gets `pre` (its position) and `last` (the largest `pre` in its subtree),
+//! so "the owner is me or below me" is two integer comparisons. Records carry only their
+//! owner and unit; moving a person renumbers people (in memory, at the next compile), never
+//! records.
+//!
+//! INVARIANT: a record is in `filter(u, a, o)` exactly when `check(u, a, o, record)` allows.
+//! The property tests in `tests/` hold both to a naive reference model.
+//!
+//! Time enters as a parameter ([`Timestamp`]): role assignments can expire, and nothing in
+//! this crate reads a clock.
+
+mod check;
+mod error;
+mod explain;
+mod filter;
+mod ids;
+mod model;
+pub mod schema;
+mod snapshot;
+mod vocab;
+
+pub use check::{Decision, Denial, Grounds, Reason};
+pub use error::ModelError;
+pub use explain::{ActionExplanation, Explanation};
+pub use filter::{Condition, Filter, RecordFilter};
+pub use ids::{RoleId, Timestamp, UnitId, UserId};
+pub use model::{Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef};
+pub use snapshot::{Snapshot, UserView};
+pub use vocab::{Action, Control, ObjectType, Permission, Scope, UnknownName};

@@ -1,0 +1,769 @@
+//! The compiled snapshot: dense tables, the reporting line and the unit tree numbered in
+//! pre-order, and per-role grant tables. Built once per permission epoch, then only read.
+
+use std::collections::HashMap;
+
+use crate::check::{Decision, Denial, Grounds, Reason};
+use crate::filter::{Condition, Filter, RecordFilter};
+use crate::model::{Model, RecordRef, RoleAssignment};
+use crate::{
+    Action, Control, ModelError, ObjectType, Permission, RoleId, Scope, Timestamp, UnitId, UserId,
+};
+
+/// Maps database ids to dense indexes: a plain vector when ids are dense (the usual case with
+/// auto-increment keys), a hash map otherwise.
+#[derive(Debug, Clone)]
+enum IdIndex {
+    Dense(Vec<u32>),
+    Sparse(HashMap<i64, u32>),
+}
+
+const NO_INDEX: u32 = u32::MAX;
+
+impl IdIndex {
+    fn build(ids: impl Iterator<Item = i64> + Clone, len: usize) -> Self {
+        let max = ids.clone().max().unwrap_or(0);
+        let dense_limit =
+            i64::try_from(len.saturating_mul(4).saturating_add(1024)).unwrap_or(i64::MAX);
+        if max < dense_limit {
+            let size = usize::try_from(max).unwrap_or(0) + 1;
+            let mut table = vec![NO_INDEX; size];
+            for (position, id) in ids.enumerate() {
+                if let Ok(slot) = usize::try_from(id) {
+                    table[slot] = position as u32;
+                }
+            }
+            IdIndex::Dense(table)
+        } else {
+            IdIndex::Sparse(
+                ids.enumerate()
+                    .map(|(position, id)| (id, position as u32))
+                    .collect(),
+            )
+        }
+    }
+
+    #[inline]
+    fn get(&self, id: i64) -> Option<u32> {
+        match self {
+            IdIndex::Dense(table) => {
+                let slot = usize::try_from(id).ok()?;
+                table.get(slot).copied().filter(|&i| i != NO_INDEX)
+            }
+            IdIndex::Sparse(map) => map.get(&id).copied(),
+        }
+    }
+}
+
+/// The scopes one role (or the union of several) grants for one object and action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct ScopeSet {
+    flags: u8,
+    /// Levels below the user covered by `SUBORDINATES`; `u32::MAX` is unlimited.
+    depth: u32,
+}
+
+impl ScopeSet {
+    const OWN: u8 = 1;
+    const SUBORDINATES: u8 = 2;
+    const UNIT: u8 = 4;
+    const UNIT_TREE: u8 = 8;
+    const ALL: u8 = 16;
+
+    fn add(&mut self, scope: Scope) {
+        match scope {
+            Scope::Own => self.flags |= Self::OWN,
+            Scope::Subordinates { depth } => {
+                self.flags |= Self::SUBORDINATES;
+                self.depth = self.depth.max(depth.unwrap_or(u32::MAX));
+            }
+            Scope::Unit => self.flags |= Self::UNIT,
+            Scope::UnitTree => self.flags |= Self::UNIT_TREE,
+            Scope::All => self.flags |= Self::ALL,
+        }
+    }
+
+    fn union(&mut self, other: ScopeSet) {
+        self.flags |= other.flags;
+        if other.flags & Self::SUBORDINATES != 0 {
+            self.depth = self.depth.max(other.depth);
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.flags == 0
+    }
+
+    fn subordinates_scope(self) -> Scope {
+        Scope::Subordinates {
+            depth: (self.depth != u32::MAX).then_some(self.depth),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct UserNode {
+    id: UserId,
+    username: String,
+    unit: u32,
+    manager: Option<u32>,
+    disabled: bool,
+    roles: Vec<(u32, RoleAssignment)>,
+    pre: u32,
+    last: u32,
+    depth: u32,
+}
+
+#[derive(Debug, Clone)]
+struct UnitNode {
+    id: UnitId,
+    name: String,
+    parent: Option<u32>,
+    pre: u32,
+    last: u32,
+    depth: u32,
+}
+
+#[derive(Debug, Clone)]
+struct RoleNode {
+    id: RoleId,
+    name: String,
+    table: [[ScopeSet; Action::COUNT]; ObjectType::COUNT],
+    permissions: u8,
+}
+
+/// A read-only view of one user in a snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct UserView<'a> {
+    snapshot: &'a Snapshot,
+    index: u32,
+}
+
+impl<'a> UserView<'a> {
+    fn node(&self) -> &'a UserNode {
+        &self.snapshot.users[self.index as usize]
+    }
+    pub fn id(&self) -> UserId {
+        self.node().id
+    }
+    pub fn username(&self) -> &'a str {
+        &self.node().username
+    }
+    pub fn unit(&self) -> UnitId {
+        self.snapshot.units[self.node().unit as usize].id
+    }
+    pub fn unit_name(&self) -> &'a str {
+        &self.snapshot.units[self.node().unit as usize].name
+    }
+    pub fn manager(&self) -> Option<UserView<'a>> {
+        self.node().manager.map(|index| UserView {
+            snapshot: self.snapshot,
+            index,
+        })
+    }
+    pub fn disabled(&self) -> bool {
+        self.node().disabled
+    }
+    /// Role assignments, active or not, as `(role id, role name, assignment)`.
+    pub fn roles(&self) -> impl Iterator<Item = (RoleId, &'a str, RoleAssignment)> + 'a {
+        let snapshot = self.snapshot;
+        self.node().roles.iter().map(move |(role, assignment)| {
+            let node = &snapshot.roles[*role as usize];
+            (node.id, node.name.as_str(), *assignment)
+        })
+    }
+    /// Depth in the reporting line (0 for someone who reports to nobody).
+    pub fn depth(&self) -> u32 {
+        self.node().depth
+    }
+}
+
+/// The compiled, immutable permission model. Cheap to share (`Arc`) between requests.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    epoch: i64,
+    users: Vec<UserNode>,
+    user_index: IdIndex,
+    users_by_name: HashMap<String, u32>,
+    /// Dense user indexes in reporting-line pre-order: `users_in_preorder[users[i].pre] == i`.
+    users_in_preorder: Vec<u32>,
+    units: Vec<UnitNode>,
+    unit_index: IdIndex,
+    units_in_preorder: Vec<u32>,
+    roles: Vec<RoleNode>,
+    role_index: HashMap<RoleId, u32>,
+    controls: [Control; ObjectType::COUNT],
+}
+
+/// A forest's numbering: `(pre, last, depth, preorder)`.
+type Numbering = (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>);
+
+/// Numbers a forest in pre-order. `parent[i]` is `i`'s parent; children are visited in the
+/// order of `order_key`. Returns `(pre, last, depth, preorder)` or the first node on a cycle.
+fn number_forest(parent: &[Option<u32>], order_key: impl Fn(u32) -> i64) -> Result<Numbering, u32> {
+    let n = parent.len();
+    let mut children: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut roots = Vec::new();
+    for (node, p) in parent.iter().enumerate() {
+        match p {
+            Some(p) => children[*p as usize].push(node as u32),
+            None => roots.push(node as u32),
+        }
+    }
+    for list in &mut children {
+        list.sort_by_key(|&c| order_key(c));
+    }
+    roots.sort_by_key(|&c| order_key(c));
+
+    let mut pre = vec![NO_INDEX; n];
+    let mut last = vec![0u32; n];
+    let mut depth = vec![0u32; n];
+    let mut preorder = Vec::with_capacity(n);
+    // Iterative depth-first walk: (node, next child position).
+    let mut stack: Vec<(u32, usize)> = Vec::new();
+    for root in roots {
+        pre[root as usize] = preorder.len() as u32;
+        preorder.push(root);
+        stack.push((root, 0));
+        while let Some((node, next)) = stack.last_mut() {
+            let node_index = *node as usize;
+            if let Some(&child) = children[node_index].get(*next) {
+                *next += 1;
+                pre[child as usize] = preorder.len() as u32;
+                depth[child as usize] = depth[node_index] + 1;
+                preorder.push(child);
+                stack.push((child, 0));
+            } else {
+                last[node_index] = preorder.len() as u32 - 1;
+                stack.pop();
+            }
+        }
+    }
+    // Every node has at most one parent, so a node not reached from a root is on (or hangs
+    // below) a cycle.
+    if let Some(unreached) = (0..n as u32)
+        .filter(|&i| pre[i as usize] == NO_INDEX)
+        .min_by_key(|&i| order_key(i))
+    {
+        return Err(unreached);
+    }
+    Ok((pre, last, depth, preorder))
+}
+
+impl Snapshot {
+    /// Compiles a model. Fails on dangling references, duplicate ids and cycles.
+    pub fn compile(model: &Model) -> Result<Snapshot, ModelError> {
+        for id in model
+            .units
+            .iter()
+            .map(|u| u.id.0)
+            .chain(model.users.iter().map(|u| u.id.0))
+        {
+            if id < 0 {
+                return Err(ModelError::NegativeId(id));
+            }
+        }
+
+        // Units.
+        let unit_index = IdIndex::build(model.units.iter().map(|u| u.id.0), model.units.len());
+        let mut seen = HashMap::with_capacity(model.units.len());
+        for (i, unit) in model.units.iter().enumerate() {
+            if seen.insert(unit.id, i).is_some() {
+                return Err(ModelError::DuplicateUnit(unit.id));
+            }
+        }
+        let unit_parents = model
+            .units
+            .iter()
+            .map(|unit| match unit.parent {
+                None => Ok(None),
+                Some(parent) => {
+                    unit_index
+                        .get(parent.0)
+                        .map(Some)
+                        .ok_or(ModelError::UnknownParentUnit {
+                            unit: unit.id,
+                            parent,
+                        })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (unit_pre, unit_last, unit_depth, units_in_preorder) =
+            number_forest(&unit_parents, |i| model.units[i as usize].id.0)
+                .map_err(|i| ModelError::UnitCycle(model.units[i as usize].id))?;
+        let units = model
+            .units
+            .iter()
+            .enumerate()
+            .map(|(i, unit)| UnitNode {
+                id: unit.id,
+                name: unit.name.clone(),
+                parent: unit_parents[i],
+                pre: unit_pre[i],
+                last: unit_last[i],
+                depth: unit_depth[i],
+            })
+            .collect();
+
+        // Roles.
+        let mut role_index = HashMap::with_capacity(model.roles.len());
+        let mut roles = Vec::with_capacity(model.roles.len());
+        for role in &model.roles {
+            if role_index.insert(role.id, roles.len() as u32).is_some() {
+                return Err(ModelError::DuplicateRole(role.id));
+            }
+            let mut table = [[ScopeSet::default(); Action::COUNT]; ObjectType::COUNT];
+            for grant in &role.grants {
+                table[grant.object.index()][grant.action.index()].add(grant.scope);
+            }
+            let permissions = role
+                .permissions
+                .iter()
+                .fold(0u8, |bits, p| bits | (1 << p.index()));
+            roles.push(RoleNode {
+                id: role.id,
+                name: role.name.clone(),
+                table,
+                permissions,
+            });
+        }
+
+        // Users.
+        let user_index = IdIndex::build(model.users.iter().map(|u| u.id.0), model.users.len());
+        let mut users_by_name = HashMap::with_capacity(model.users.len());
+        let mut seen = HashMap::with_capacity(model.users.len());
+        for (i, user) in model.users.iter().enumerate() {
+            if seen.insert(user.id, i).is_some() {
+                return Err(ModelError::DuplicateUser(user.id));
+            }
+            users_by_name.insert(user.username.clone(), i as u32);
+        }
+        let managers = model
+            .users
+            .iter()
+            .map(|user| match user.manager {
+                None => Ok(None),
+                Some(manager) => {
+                    user_index
+                        .get(manager.0)
+                        .map(Some)
+                        .ok_or(ModelError::UnknownManager {
+                            user: user.id,
+                            manager,
+                        })
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (pre, last, depth, users_in_preorder) =
+            number_forest(&managers, |i| model.users[i as usize].id.0)
+                .map_err(|i| ModelError::ReportingCycle(model.users[i as usize].id))?;
+        let mut users = Vec::with_capacity(model.users.len());
+        for (i, user) in model.users.iter().enumerate() {
+            let unit = unit_index.get(user.unit.0).ok_or(ModelError::UnknownUnit {
+                user: user.id,
+                unit: user.unit,
+            })?;
+            let mut assignments = user
+                .roles
+                .iter()
+                .map(|assignment| {
+                    role_index
+                        .get(&assignment.role)
+                        .map(|&role| (role, *assignment))
+                        .ok_or(ModelError::UnknownRole {
+                            user: user.id,
+                            role: assignment.role,
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            // Deterministic reasons: the lowest role id that allows is the one reported.
+            assignments.sort_by_key(|(_, a)| a.role);
+            users.push(UserNode {
+                id: user.id,
+                username: user.username.clone(),
+                unit,
+                manager: managers[i],
+                disabled: user.disabled,
+                roles: assignments,
+                pre: pre[i],
+                last: last[i],
+                depth: depth[i],
+            });
+        }
+
+        let mut controls = [Control::ByCustomer; ObjectType::COUNT];
+        controls[ObjectType::Customers.index()] = Control::OwnGrants;
+        for (object, control) in &model.controls {
+            // Customers have no customer above them: they are always decided by their own grants.
+            if *object != ObjectType::Customers {
+                controls[object.index()] = *control;
+            }
+        }
+
+        Ok(Snapshot {
+            epoch: model.epoch,
+            users,
+            user_index,
+            users_by_name,
+            users_in_preorder,
+            units,
+            unit_index,
+            units_in_preorder,
+            roles,
+            role_index,
+            controls,
+        })
+    }
+
+    /// The permission epoch the model was read at.
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// How access to `object`'s records is decided.
+    pub fn control(&self, object: ObjectType) -> Control {
+        self.controls[object.index()]
+    }
+
+    /// Looks a user up by id.
+    pub fn user(&self, id: UserId) -> Option<UserView<'_>> {
+        self.user_index.get(id.0).map(|index| UserView {
+            snapshot: self,
+            index,
+        })
+    }
+
+    /// Looks a user up by username.
+    pub fn user_by_name(&self, username: &str) -> Option<UserView<'_>> {
+        self.users_by_name.get(username).map(|&index| UserView {
+            snapshot: self,
+            index,
+        })
+    }
+
+    /// Every user, in reporting-line pre-order (a manager before their reports).
+    pub fn users(&self) -> impl Iterator<Item = UserView<'_>> {
+        self.users_in_preorder.iter().map(move |&index| UserView {
+            snapshot: self,
+            index,
+        })
+    }
+
+    /// A unit's name.
+    pub fn unit_name(&self, id: UnitId) -> Option<&str> {
+        self.unit_index
+            .get(id.0)
+            .map(|i| self.units[i as usize].name.as_str())
+    }
+
+    /// A unit's parent.
+    pub fn unit_parent(&self, id: UnitId) -> Option<UnitId> {
+        let i = self.unit_index.get(id.0)?;
+        self.units[i as usize]
+            .parent
+            .map(|p| self.units[p as usize].id)
+    }
+
+    /// A role's name.
+    pub fn role_name(&self, id: RoleId) -> Option<&str> {
+        self.role_index
+            .get(&id)
+            .map(|&i| self.roles[i as usize].name.as_str())
+    }
+
+    /// Whether `user` holds `permission` through an active role at `now`.
+    pub fn has_permission(&self, user: UserId, permission: Permission, now: Timestamp) -> bool {
+        let Some(index) = self.user_index.get(user.0) else {
+            return false;
+        };
+        let node = &self.users[index as usize];
+        !node.disabled
+            && node.roles.iter().any(|(role, assignment)| {
+                assignment.is_active(now)
+                    && self.roles[*role as usize].permissions & (1 << permission.index()) != 0
+            })
+    }
+
+    /// Whether `ancestor` is `descendant` or above them in the reporting line.
+    pub fn is_at_or_above(&self, ancestor: UserId, descendant: UserId) -> bool {
+        match (
+            self.user_index.get(ancestor.0),
+            self.user_index.get(descendant.0),
+        ) {
+            (Some(a), Some(d)) => {
+                let (a, d) = (&self.users[a as usize], &self.users[d as usize]);
+                a.pre <= d.pre && d.pre <= a.last
+            }
+            _ => false,
+        }
+    }
+
+    /// The chain of command from `user` up to the root, starting with `user`'s manager.
+    pub fn managers_of(&self, user: UserId) -> Vec<UserId> {
+        let mut chain = Vec::new();
+        let mut current = self.user_index.get(user.0);
+        while let Some(index) = current.and_then(|i| self.users[i as usize].manager) {
+            chain.push(self.users[index as usize].id);
+            current = Some(index);
+        }
+        chain
+    }
+
+    /// Decides one action on one record at `now`.
+    ///
+    /// For an object controlled by its customer, the record's `customer` is decided with the
+    /// mapped action ([`Action::on_controlling_customer`]).
+    pub fn check(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        record: &RecordRef,
+        now: Timestamp,
+    ) -> Decision {
+        let Some(index) = self.user_index.get(user.0) else {
+            return Decision::Deny(Denial::UnknownUser);
+        };
+        let node = &self.users[index as usize];
+        if node.disabled {
+            return Decision::Deny(Denial::Disabled);
+        }
+        let (object, action, owner, unit) = match self.controls[object.index()] {
+            Control::OwnGrants => (object, action, record.owner, record.unit),
+            Control::ByCustomer => match record.customer {
+                Some((owner, unit)) => (
+                    ObjectType::Customers,
+                    action.on_controlling_customer(),
+                    owner,
+                    unit,
+                ),
+                None => return Decision::Deny(Denial::NoCustomer),
+            },
+        };
+        let owner_index = self.user_index.get(owner.0);
+        let unit_index = self.unit_index.get(unit.0);
+        let mut any_grant = false;
+        for (role, assignment) in &node.roles {
+            if !assignment.is_active(now) {
+                continue;
+            }
+            let role = &self.roles[*role as usize];
+            let scopes = role.table[object.index()][action.index()];
+            if scopes.is_empty() {
+                continue;
+            }
+            any_grant = true;
+            if let Some((scope, grounds)) =
+                self.match_scopes(node, scopes, owner, owner_index, unit_index)
+            {
+                return Decision::Allow(Reason {
+                    role: role.id,
+                    object,
+                    action,
+                    scope,
+                    grounds,
+                });
+            }
+        }
+        if any_grant {
+            Decision::Deny(Denial::OutOfScope { object, action })
+        } else {
+            Decision::Deny(Denial::NoGrant { object, action })
+        }
+    }
+
+    /// The first of `scopes` (broadest first) that covers a record, and how it does.
+    #[inline]
+    fn match_scopes(
+        &self,
+        user: &UserNode,
+        scopes: ScopeSet,
+        owner: UserId,
+        owner_index: Option<u32>,
+        unit_index: Option<u32>,
+    ) -> Option<(Scope, Grounds)> {
+        if scopes.flags & ScopeSet::ALL != 0 {
+            return Some((Scope::All, Grounds::Everything));
+        }
+        if let Some(o) = owner_index {
+            let record_owner = &self.users[o as usize];
+            if scopes.flags & ScopeSet::SUBORDINATES != 0
+                && user.pre <= record_owner.pre
+                && record_owner.pre <= user.last
+                && record_owner.depth - user.depth <= scopes.depth
+            {
+                let levels = record_owner.depth - user.depth;
+                let grounds = if levels == 0 {
+                    Grounds::Owner
+                } else {
+                    Grounds::ReportingLine { owner, levels }
+                };
+                return Some((scopes.subordinates_scope(), grounds));
+            }
+            if scopes.flags & ScopeSet::OWN != 0 && record_owner.id == user.id {
+                return Some((Scope::Own, Grounds::Owner));
+            }
+        }
+        if let Some(r) = unit_index {
+            let my_unit = &self.units[user.unit as usize];
+            if scopes.flags & ScopeSet::UNIT_TREE != 0 {
+                let record_unit = &self.units[r as usize];
+                if my_unit.pre <= record_unit.pre && record_unit.pre <= my_unit.last {
+                    let levels = record_unit.depth - my_unit.depth;
+                    let grounds = if levels == 0 {
+                        Grounds::SameUnit
+                    } else {
+                        Grounds::UnitBelow { levels }
+                    };
+                    return Some((Scope::UnitTree, grounds));
+                }
+            }
+            if scopes.flags & ScopeSet::UNIT != 0 && r == user.unit {
+                return Some((Scope::Unit, Grounds::SameUnit));
+            }
+        }
+        None
+    }
+
+    /// Every reason that allows `action` on `record`: one per active role whose grant covers it.
+    pub(crate) fn all_reasons(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        record: &RecordRef,
+        now: Timestamp,
+    ) -> Vec<Reason> {
+        let Some(index) = self.user_index.get(user.0) else {
+            return Vec::new();
+        };
+        let node = &self.users[index as usize];
+        if node.disabled {
+            return Vec::new();
+        }
+        let (object, action, owner, unit) = match (self.controls[object.index()], record.customer) {
+            (Control::OwnGrants, _) => (object, action, record.owner, record.unit),
+            (Control::ByCustomer, Some((owner, unit))) => (
+                ObjectType::Customers,
+                action.on_controlling_customer(),
+                owner,
+                unit,
+            ),
+            (Control::ByCustomer, None) => return Vec::new(),
+        };
+        let owner_index = self.user_index.get(owner.0);
+        let unit_index = self.unit_index.get(unit.0);
+        node.roles
+            .iter()
+            .filter(|(_, assignment)| assignment.is_active(now))
+            .filter_map(|(role, _)| {
+                let role = &self.roles[*role as usize];
+                let scopes = role.table[object.index()][action.index()];
+                self.match_scopes(node, scopes, owner, owner_index, unit_index)
+                    .map(|(scope, grounds)| Reason {
+                        role: role.id,
+                        object,
+                        action,
+                        scope,
+                        grounds,
+                    })
+            })
+            .collect()
+    }
+
+    /// The roles a user holds whose assignment has expired at `now`.
+    pub(crate) fn expired_roles(&self, user: UserId, now: Timestamp) -> Vec<RoleId> {
+        self.user_index
+            .get(user.0)
+            .map(|i| {
+                self.users[i as usize]
+                    .roles
+                    .iter()
+                    .filter(|(_, a)| !a.is_active(now))
+                    .map(|(_, a)| a.role)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The records `user` may do `action` on, as a predicate for the store.
+    ///
+    /// INVARIANT: `filter(..).matches(r)` == `check(.., r).is_allowed()` for every record `r`.
+    pub fn filter(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        now: Timestamp,
+    ) -> RecordFilter {
+        let (via_customer, object, action) = match self.controls[object.index()] {
+            Control::OwnGrants => (false, object, action),
+            Control::ByCustomer => (
+                true,
+                ObjectType::Customers,
+                action.on_controlling_customer(),
+            ),
+        };
+        RecordFilter {
+            via_customer,
+            filter: self.customer_level_filter(user, action, object, now),
+        }
+    }
+
+    fn customer_level_filter(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        now: Timestamp,
+    ) -> Filter {
+        let Some(index) = self.user_index.get(user.0) else {
+            return Filter::none();
+        };
+        let node = &self.users[index as usize];
+        if node.disabled {
+            return Filter::none();
+        }
+        let mut scopes = ScopeSet::default();
+        for (role, assignment) in &node.roles {
+            if assignment.is_active(now) {
+                scopes.union(self.roles[*role as usize].table[object.index()][action.index()]);
+            }
+        }
+        if scopes.flags & ScopeSet::ALL != 0 {
+            return Filter::All;
+        }
+        let mut conditions = Vec::new();
+        if scopes.flags & ScopeSet::SUBORDINATES != 0 {
+            let below = &self.users_in_preorder[node.pre as usize..=node.last as usize];
+            let mut owners: Vec<UserId> = below
+                .iter()
+                .map(|&i| &self.users[i as usize])
+                .filter(|u| u.depth - node.depth <= scopes.depth)
+                .map(|u| u.id)
+                .collect();
+            owners.sort_unstable();
+            conditions.push(Condition::OwnerIn(owners));
+        } else if scopes.flags & ScopeSet::OWN != 0 {
+            conditions.push(Condition::OwnerIn(vec![node.id]));
+        }
+        let my_unit = &self.units[node.unit as usize];
+        if scopes.flags & ScopeSet::UNIT_TREE != 0 {
+            let mut units: Vec<UnitId> = self.units_in_preorder
+                [my_unit.pre as usize..=my_unit.last as usize]
+                .iter()
+                .map(|&i| self.units[i as usize].id)
+                .collect();
+            units.sort_unstable();
+            conditions.push(Condition::UnitIn(units));
+        } else if scopes.flags & ScopeSet::UNIT != 0 {
+            conditions.push(Condition::UnitIn(vec![my_unit.id]));
+        }
+        Filter::Any(conditions)
+    }
+
+    /// Number of users in the snapshot.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+}

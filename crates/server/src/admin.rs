@@ -1,0 +1,510 @@
+//! The admin API: users, units and roles; and explain.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use warden_policy::{Action, Grant, ObjectType, Permission, RoleId, Scope};
+use warden_service::{
+    ExplainReport, RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView,
+};
+
+use crate::auth::Auth;
+use crate::error::{ApiResult, AppError};
+use crate::json::{parse_timestamp, timestamp, JsonBody};
+use crate::AppState;
+
+/// Absent → `None`; `null` → `Some(None)`; a value → `Some(Some(v))`.
+fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A role held by a user: a role name, or a name with an expiry.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RoleRef {
+    Name(String),
+    WithExpiry {
+        role: String,
+        /// RFC 3339; the assignment stops counting at this time.
+        expires_at: Option<String>,
+    },
+}
+
+fn role_refs(refs: Vec<RoleRef>) -> ApiResult<Vec<(String, Option<i64>)>> {
+    refs.into_iter()
+        .map(|r| match r {
+            RoleRef::Name(name) => Ok((name, None)),
+            RoleRef::WithExpiry { role, expires_at } => {
+                let expiry = expires_at
+                    .map(|e| parse_timestamp("roles", &e))
+                    .transpose()?;
+                Ok((role, expiry))
+            }
+        })
+        .collect()
+}
+
+/// A user as the admin API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserJson {
+    pub id: i64,
+    pub username: String,
+    pub display_name: String,
+    pub unit: String,
+    pub manager: Option<String>,
+    pub disabled: bool,
+    pub roles: Vec<RoleRef>,
+}
+
+impl From<UserView> for UserJson {
+    fn from(user: UserView) -> Self {
+        UserJson {
+            id: user.id.0,
+            username: user.username,
+            display_name: user.display_name,
+            unit: user.unit,
+            manager: user.manager,
+            disabled: user.disabled,
+            roles: user
+                .roles
+                .into_iter()
+                .map(|(role, expiry)| match expiry {
+                    None => RoleRef::Name(role),
+                    Some(e) => RoleRef::WithExpiry {
+                        role,
+                        expires_at: timestamp(e).as_str().map(str::to_owned),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A user to create. No `Debug`: it holds a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    pub display_name: Option<String>,
+    /// At least 12 characters.
+    pub password: String,
+    /// Unit name.
+    pub unit: String,
+    /// Manager's username.
+    pub manager: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<RoleRef>,
+}
+
+/// Changes to a user; absent fields stay as they are; `"manager": null` removes the manager.
+/// No `Debug`: it may hold a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub manager: Option<Option<String>>,
+    pub unit: Option<String>,
+    pub roles: Option<Vec<RoleRef>>,
+    pub disabled: Option<bool>,
+    pub display_name: Option<String>,
+    pub password: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [UserJson]), (status = 403, description = "needs manage_users")))]
+async fn list_users(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let users = state.warden.list_users(&subject).await?;
+    Ok(Json(
+        serde_json::json!({"items": users.into_iter().map(UserJson::from).collect::<Vec<_>>()}),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "admin", security(("bearer" = [])), request_body = CreateUser,
+    responses((status = 201, body = UserJson), (status = 403), (status = 409, description = "username taken"), (status = 422)))]
+async fn create_user(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    JsonBody(body): JsonBody<CreateUser>,
+) -> ApiResult<Response> {
+    let input = UserInput {
+        username: body.username,
+        display_name: body.display_name,
+        password: body.password,
+        unit: body.unit,
+        manager: body.manager,
+        roles: role_refs(body.roles)?,
+    };
+    let user = state.warden.create_user(&subject, input).await?;
+    Ok((StatusCode::CREATED, Json(UserJson::from(user))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path)),
+    responses((status = 200, body = UserJson), (status = 403), (status = 404)))]
+async fn get_user(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path(username): Path<String>,
+) -> ApiResult<Json<UserJson>> {
+    Ok(Json(
+        state.warden.get_user(&subject, &username).await?.into(),
+    ))
+}
+
+/// Move a user (manager, unit), change their roles, disable them: holds from the next request.
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "admin", security(("bearer" = [])),
+    params(("username" = String, Path)), request_body = PatchUser,
+    responses((status = 200, body = UserJson), (status = 403, description = "needs manage_users"), (status = 404), (status = 422)))]
+async fn patch_user(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path(username): Path<String>,
+    JsonBody(body): JsonBody<PatchUser>,
+) -> ApiResult<Json<UserJson>> {
+    let update = UserUpdate {
+        display_name: body.display_name,
+        unit: body.unit,
+        manager: body.manager,
+        roles: body.roles.map(role_refs).transpose()?,
+        disabled: body.disabled,
+        password: body.password,
+    };
+    Ok(Json(
+        state
+            .warden
+            .update_user(&subject, &username, update)
+            .await?
+            .into(),
+    ))
+}
+
+/// A unit.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UnitJson {
+    pub id: i64,
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+impl From<UnitView> for UnitJson {
+    fn from(unit: UnitView) -> Self {
+        UnitJson {
+            id: unit.id.0,
+            name: unit.name,
+            parent: unit.parent,
+        }
+    }
+}
+
+/// A unit to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUnit {
+    pub name: String,
+    pub parent: Option<String>,
+}
+
+/// Rename a unit or move it; `"parent": null` makes it a root.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUnit {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub parent: Option<Option<String>>,
+}
+
+#[utoipa::path(get, path = "/api/v1/units", tag = "admin", security(("bearer" = [])), responses((status = 200, body = [UnitJson])))]
+async fn list_units(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let units = state.warden.list_units(&subject).await?;
+    Ok(Json(
+        serde_json::json!({"items": units.into_iter().map(UnitJson::from).collect::<Vec<_>>()}),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/units", tag = "admin", security(("bearer" = [])), request_body = CreateUnit,
+    responses((status = 201, body = UnitJson), (status = 403), (status = 409), (status = 422)))]
+async fn create_unit(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    JsonBody(body): JsonBody<CreateUnit>,
+) -> ApiResult<Response> {
+    let unit = state
+        .warden
+        .create_unit(&subject, &body.name, body.parent.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(UnitJson::from(unit))).into_response())
+}
+
+#[utoipa::path(patch, path = "/api/v1/units/{name}", tag = "admin", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body = PatchUnit,
+    responses((status = 200, body = UnitJson), (status = 403), (status = 404), (status = 422)))]
+async fn patch_unit(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<PatchUnit>,
+) -> ApiResult<Json<UnitJson>> {
+    let parent = body.parent.as_ref().map(|p| p.as_deref());
+    Ok(Json(
+        state
+            .warden
+            .update_unit(&subject, &name, body.name.as_deref(), parent)
+            .await?
+            .into(),
+    ))
+}
+
+/// One grant of a role.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantJson {
+    /// customers, contacts, deals, contracts, activities
+    pub object: String,
+    /// read, create, update, delete, export, share, approve
+    pub action: String,
+    /// own, subordinates, unit, unit_tree, all
+    pub scope: String,
+    /// For `subordinates`: how many levels down (1 = direct reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+}
+
+/// A role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleJson {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub version: i64,
+    pub grants: Vec<GrantJson>,
+    pub permissions: Vec<String>,
+}
+
+impl From<RoleView> for RoleJson {
+    fn from(role: RoleView) -> Self {
+        RoleJson {
+            id: role.id.0,
+            name: role.name,
+            description: role.description,
+            version: role.version,
+            grants: role
+                .grants
+                .iter()
+                .map(|g| GrantJson {
+                    object: g.object.as_str().into(),
+                    action: g.action.as_str().into(),
+                    scope: g.scope.name().into(),
+                    depth: g.scope.depth(),
+                })
+                .collect(),
+            permissions: role
+                .permissions
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+        }
+    }
+}
+
+/// A role's whole content (create, or replace with `PUT`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub grants: Vec<GrantJson>,
+    /// manage_users, manage_roles, view_audit, manage_settings
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// With `PUT`: the version read; the change is refused (409) if the role changed since.
+    pub version: Option<i64>,
+}
+
+fn role_input(body: RoleBody) -> ApiResult<(RoleInput, Option<i64>)> {
+    let grants = body
+        .grants
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let field = |name: &str| format!("grants[{i}].{name}");
+            Ok(Grant {
+                object: ObjectType::parse(&g.object)
+                    .map_err(|e| AppError::invalid(field("object"), e.to_string()))?,
+                action: Action::parse(&g.action)
+                    .map_err(|e| AppError::invalid(field("action"), e.to_string()))?,
+                scope: Scope::parse(&g.scope, g.depth)
+                    .map_err(|e| AppError::invalid(field("scope"), e.to_string()))?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let permissions = body
+        .permissions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Permission::parse(p)
+                .map_err(|e| AppError::invalid(format!("permissions[{i}]"), e.to_string()))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok((
+        RoleInput {
+            name: body.name,
+            description: body.description,
+            grants,
+            permissions,
+        },
+        body.version,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/roles", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [RoleJson], description = "grants and permissions only for manage_roles / manage_users holders")))]
+async fn list_roles(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+) -> ApiResult<Json<serde_json::Value>> {
+    let roles = state.warden.list_roles(&subject).await?;
+    Ok(Json(
+        serde_json::json!({"items": roles.into_iter().map(RoleJson::from).collect::<Vec<_>>()}),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/roles", tag = "admin", security(("bearer" = [])), request_body = RoleBody,
+    responses((status = 201, body = RoleJson), (status = 403, description = "needs manage_roles"), (status = 409), (status = 422)))]
+async fn create_role(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> ApiResult<Response> {
+    let (input, _) = role_input(body)?;
+    let role = state.warden.create_role(&subject, input).await?;
+    Ok((StatusCode::CREATED, Json(RoleJson::from(role))).into_response())
+}
+
+fn role_id(text: &str) -> ApiResult<RoleId> {
+    text.parse::<i64>()
+        .map(RoleId)
+        .map_err(|_| AppError::not_found())
+}
+
+#[utoipa::path(get, path = "/api/v1/roles/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path)), responses((status = 200, body = RoleJson), (status = 404)))]
+async fn get_role(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RoleJson>> {
+    let id = role_id(&id)?;
+    let role = state
+        .warden
+        .list_roles(&subject)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(AppError::not_found)?;
+    Ok(Json(role.into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/roles/{id}", tag = "admin", security(("bearer" = [])),
+    params(("id" = i64, Path)), request_body = RoleBody,
+    responses((status = 200, body = RoleJson), (status = 403), (status = 404), (status = 409), (status = 422)))]
+async fn put_role(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> ApiResult<Json<RoleJson>> {
+    let id = role_id(&id)?;
+    let (input, version) = role_input(body)?;
+    Ok(Json(
+        state
+            .warden
+            .update_role(&subject, id, version, input)
+            .await?
+            .into(),
+    ))
+}
+
+/// Query of `GET /access/explain`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    /// Username whose access is explained.
+    pub user: String,
+    /// customers, contacts, deals, contracts or activities
+    pub object: String,
+    pub id: i64,
+}
+
+fn explain_json(report: ExplainReport) -> serde_json::Value {
+    serde_json::json!({
+        "user": report.user,
+        "object": report.object.as_str(),
+        "id": report.id,
+        "owner": report.owner,
+        "unit": report.unit,
+        "expired_roles": report.expired_roles,
+        "actions": report.actions.iter().map(|a| serde_json::json!({
+            "action": a.action.as_str(),
+            "allowed": a.allowed,
+            "reasons": a.reasons.iter().map(|r| serde_json::json!({
+                "role": r.role,
+                "object": r.object.as_str(),
+                "action": r.action.as_str(),
+                "scope": r.scope,
+                "because": r.because,
+                "reporting_path": r.reporting_path,
+            })).collect::<Vec<_>>(),
+            "denied_because": a.denied_because,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Why can `user` see (or change…) this record? Everyone may ask about themselves.
+#[utoipa::path(get, path = "/api/v1/access/explain", tag = "access", security(("bearer" = [])), params(ExplainQuery),
+    responses((status = 200, description = "per action: allowed, every reason (role, scope, reporting path), or why denied"),
+              (status = 403, description = "asking about another user needs manage_users or manage_roles"),
+              (status = 404, description = "the record is not readable by the caller")))]
+async fn explain(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    query: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Query(query) = query.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let object =
+        ObjectType::parse(&query.object).map_err(|e| AppError::invalid("object", e.to_string()))?;
+    let report = state
+        .warden
+        .explain(&subject, &query.user, object, query.id)
+        .await?;
+    Ok(Json(explain_json(report)))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{username}", get(get_user).patch(patch_user))
+        .route("/units", get(list_units).post(create_unit))
+        .route("/units/{name}", axum::routing::patch(patch_unit))
+        .route("/roles", get(list_roles).post(create_role))
+        .route("/roles/{id}", get(get_role).put(put_role))
+        .route("/access/explain", get(explain))
+}

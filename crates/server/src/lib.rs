@@ -1,0 +1,71 @@
+//! Warden's HTTP edge: the JSON API under `/api/v1`, its OpenAPI document, and `/healthz`.
+//!
+//! The server owns the wire format and the clock: it reads the time once per request and hands
+//! it to the service, converts JSON to the service's types and back, and maps each
+//! [`warden_service::ServiceError`] to one status code ([`error::AppError`]). It decides
+//! nothing about permissions itself.
+
+mod admin;
+mod auth;
+mod error;
+mod json;
+mod openapi;
+mod records;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use warden_service::Warden;
+
+pub use error::AppError;
+
+/// Largest request body accepted (bytes).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub warden: Warden,
+}
+
+/// Milliseconds since the Unix epoch: the only clock read on the request path.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The whole application, testable without a socket.
+pub fn app(warden: Warden) -> Router {
+    let state = AppState { warden };
+    let api = Router::new()
+        .merge(auth::router())
+        .merge(admin::router())
+        .merge(records::router())
+        .merge(openapi::router());
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api/v1", api)
+        .fallback(|| async { AppError::not_found() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves the application on `listener` until `shutdown` completes.
+pub async fn serve(
+    warden: Warden,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app(warden).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

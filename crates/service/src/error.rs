@@ -1,0 +1,59 @@
+//! The service's error type: what a caller did wrong, or that something failed inside.
+
+use warden_store::StoreError;
+
+/// One error enum for every use case; the server maps each variant to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No valid credentials (401). The same for an unknown user and a wrong password.
+    #[error("invalid credentials")]
+    Unauthenticated,
+    /// Authenticated, but the action is not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Missing, or not visible to the caller (404): existence is not leaked.
+    #[error("not found")]
+    NotFound,
+    /// The record changed since the caller read it, or a name is taken (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input (422), naming the field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// Something failed inside (500); the message is logged, not shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ServiceError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => ServiceError::NotFound,
+            StoreError::Conflict => ServiceError::Conflict(
+                "the record was changed by someone else; read it again".into(),
+            ),
+            StoreError::Duplicate(what) => {
+                ServiceError::Conflict(format!("already exists: {what}"))
+            }
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<warden_policy::schema::InvalidValue> for ServiceError {
+    fn from(error: warden_policy::schema::InvalidValue) -> Self {
+        ServiceError::Invalid {
+            field: error.field,
+            message: error.message,
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Warden's use cases. [`Warden`] holds the store and the current permission snapshot; every
+//! use case authenticates a [`Subject`], decides with the engine, and reads or writes through
+//! the store, one transaction per change.
+//!
+//! Time is always a parameter (`now`, milliseconds since the Unix epoch): expiry of sessions
+//! and role assignments is tested exactly, and nothing here reads a clock.
+//!
+//! INVARIANT: a decision is never made on a snapshot older than the epoch the request read
+//! from the database (see [`Warden::authenticate`]); a permission change therefore holds on
+//! every server node from its next request.
+
+mod admin;
+mod auth;
+pub mod demo;
+mod error;
+mod explain;
+mod records;
+mod state;
+
+pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
+pub use auth::{LoginOutcome, Subject};
+pub use error::ServiceError;
+pub use explain::{ActionReport, ExplainReport, ReasonReport};
+pub use records::{Page, RecordInput, RecordView};
+pub use state::{Config, Warden};
+
+/// Result type of the service.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+pub use warden_policy as policy;
+pub use warden_store as store;

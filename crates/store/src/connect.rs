@@ -1,0 +1,169 @@
+//! Opening the database (SQLite file or PostgreSQL URL), migrations, and write transactions.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::{Result, StoreError};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+    /// SQLite allows one writer at a time; taking this lock before `BEGIN` turns what would be
+    /// a `SQLITE_BUSY` failure between two upgrading transactions into a short wait.
+    write_lock: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    pub(crate) tx: Transaction<'static, Any>,
+    backend: Backend,
+    _write_guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The backend of the transaction's store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+/// The name of the SQLite file inside a data directory.
+pub const SQLITE_FILE: &str = "warden.db";
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database in `dir`, and migrates it.
+    pub async fn open_dir(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+        let file = dir.join(SQLITE_FILE);
+        let path = file
+            .to_str()
+            .ok_or_else(|| StoreError::Open(format!("{} is not UTF-8", file.display())))?;
+        Store::connect(&format!("sqlite://{path}?mode=rwc")).await
+    }
+
+    /// Connects to `sqlite://…` or `postgres://…`, and migrates.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Open(
+                "the database URL must start with sqlite: or postgres:".into(),
+            ));
+        };
+        let options: AnyConnectOptions = url
+            .parse::<AnyConnectOptions>()
+            .map_err(|e| StoreError::Open(e.to_string()))?
+            // Statements are logged at trace level only: a multi-row insert is a page of SQL.
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        let pool_options = AnyPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(30))
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            });
+        let pool = match backend {
+            Backend::Sqlite => {
+                pool_options
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // WAL: readers never wait for the writer. synchronous=FULL: a
+                            // commit is on disk before it is acknowledged (nothing
+                            // acknowledged is lost on power failure).
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await
+            }
+            Backend::Postgres => pool_options.connect_with(options).await,
+        }
+        .map_err(|e| StoreError::Open(e.to_string()))?;
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        let guard = match &self.write_lock {
+            Some(lock) => Some(lock.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+            _write_guard: guard,
+        })
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The current permission epoch.
+    pub async fn epoch(&self) -> Result<i64> {
+        let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM permission_epoch WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(epoch)
+    }
+}
+
+impl Tx {
+    /// Bumps the permission epoch: every server reloads its snapshot before its next decision.
+    pub async fn bump_epoch(&mut self) -> Result<i64> {
+        let epoch: i64 = sqlx::query_scalar(
+            "UPDATE permission_epoch SET epoch = epoch + 1 WHERE id = 1 RETURNING epoch",
+        )
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(epoch)
+    }
+}

@@ -1,0 +1,29 @@
+//! Warden's storage: one [`Store`] over SQLite (embedded, WAL) or PostgreSQL, chosen by URL.
+//!
+//! The store knows tables and SQL; it does not decide permissions. It loads the organisation
+//! as a [`warden_policy::Model`] for the engine, and turns the engine's
+//! [`warden_policy::RecordFilter`] into a `WHERE` clause so that lists are filtered in the
+//! database. Every write happens inside a [`Tx`] so the service can bump the permission epoch
+//! (and, later, append to the access log) in the same transaction as the change.
+//!
+//! SQL is written once with `$N` placeholders, which both SQLite and PostgreSQL accept; where
+//! the dialects differ (id columns, JSON set membership) the [`Backend`] says which to use,
+//! and the migrations are kept per dialect.
+
+mod connect;
+mod error;
+mod org;
+mod records;
+mod sessions;
+mod sql;
+#[doc(hidden)]
+pub mod testing;
+
+pub use connect::{Backend, Store, Tx};
+pub use error::StoreError;
+pub use org::{NewUser, RoleRow, UnitRow, UserChanges, UserRow};
+pub use records::{ListPage, NewRecord, Record, RecordChanges};
+pub use sessions::SessionRow;
+
+/// Result type of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

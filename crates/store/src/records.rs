@@ -1,0 +1,488 @@
+//! CRM records (customers, contacts, deals, contracts, activities): read, list with the
+//! engine's filter, insert, update with optimistic versions, delete.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use warden_policy::schema::{schema, FieldDef, FieldKind, ObjectSchema, Value};
+use warden_policy::{Filter, ObjectType, RecordFilter, RecordRef, Timestamp, UnitId, UserId};
+
+use crate::sql::{Param, SqlBuilder};
+use crate::{Backend, Result, Store, StoreError, Tx};
+
+/// A stored record. `values` follows the order of the object's schema fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub object: ObjectType,
+    pub id: i64,
+    pub customer_id: Option<i64>,
+    pub owner: UserId,
+    pub unit: UnitId,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub values: Vec<Value>,
+    /// The customer's owner and unit, for records that belong to a customer.
+    pub customer: Option<(UserId, UnitId)>,
+}
+
+impl Record {
+    /// What the permission engine needs to know of this record.
+    pub fn record_ref(&self) -> RecordRef {
+        RecordRef {
+            owner: self.owner,
+            unit: self.unit,
+            customer: self.customer,
+        }
+    }
+
+    /// The value of a named field.
+    pub fn value(&self, field: &str) -> Option<&Value> {
+        let (index, _) = schema(self.object).field(field)?;
+        self.values.get(index)
+    }
+}
+
+/// A record to insert; `values` follows the schema's field order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRecord {
+    pub customer_id: Option<i64>,
+    pub owner: UserId,
+    pub unit: UnitId,
+    pub values: Vec<Value>,
+}
+
+/// Changes to a record: field values by schema position, and optionally a new owner or unit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordChanges {
+    pub values: Vec<(usize, Value)>,
+    pub owner: Option<UserId>,
+    pub unit: Option<UnitId>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub items: Vec<Record>,
+    /// The id to pass as `after` for the next page, when there may be one.
+    pub next_cursor: Option<i64>,
+}
+
+/// How a field is kept in its column. Sensitive fields are text whatever their kind, so that
+/// they can hold ciphertext.
+fn stored_as_text(field: &FieldDef) -> bool {
+    field.sensitive || !matches!(field.kind, FieldKind::Integer { .. } | FieldKind::Bool)
+}
+
+fn to_param(field: &FieldDef, value: &Value) -> Param {
+    if stored_as_text(field) {
+        Param::Text(match value {
+            Value::Null => None,
+            Value::Text(text) => Some(text.clone()),
+            Value::Integer(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+        })
+    } else {
+        Param::Int(match value {
+            Value::Integer(n) => Some(*n),
+            Value::Bool(b) => Some(i64::from(*b)),
+            Value::Null | Value::Text(_) => None,
+        })
+    }
+}
+
+fn decode_value(
+    row: &AnyRow,
+    column: usize,
+    object: &ObjectSchema,
+    field: &FieldDef,
+) -> Result<Value> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        table: object.table,
+        column: field.name,
+        message,
+    };
+    if stored_as_text(field) {
+        let text: Option<String> = row.try_get(column)?;
+        let Some(text) = text else {
+            return Ok(Value::Null);
+        };
+        match field.kind {
+            FieldKind::Integer { .. } => text
+                .parse()
+                .map(Value::Integer)
+                .map_err(|_| corrupt("not a whole number".into())),
+            FieldKind::Bool => Ok(Value::Bool(text == "true")),
+            _ => Ok(Value::Text(text)),
+        }
+    } else {
+        let number: Option<i64> = row.try_get(column)?;
+        Ok(match (number, field.kind) {
+            (None, _) => Value::Null,
+            (Some(n), FieldKind::Bool) => Value::Bool(n != 0),
+            (Some(n), _) => Value::Integer(n),
+        })
+    }
+}
+
+/// The select list: fixed columns first, then the schema's fields.
+fn select_list(object: &ObjectSchema) -> String {
+    let mut columns =
+        String::from("r.id, r.owner_id, r.unit_id, r.version, r.created_at, r.updated_at");
+    if object.has_customer {
+        columns.push_str(", r.customer_id, c.owner_id, c.unit_id");
+    }
+    for field in object.fields {
+        columns.push_str(", r.");
+        columns.push_str(field.name);
+    }
+    columns
+}
+
+fn from_clause(object: &ObjectSchema) -> String {
+    if object.has_customer {
+        format!(
+            "{} r JOIN customers c ON c.id = r.customer_id",
+            object.table
+        )
+    } else {
+        format!("{} r", object.table)
+    }
+}
+
+fn decode_record(row: &AnyRow, object: &'static ObjectSchema) -> Result<Record> {
+    let mut column = 6;
+    let (customer_id, customer) = if object.has_customer {
+        column += 3;
+        (
+            Some(row.try_get::<i64, _>(6)?),
+            Some((UserId(row.try_get(7)?), UnitId(row.try_get(8)?))),
+        )
+    } else {
+        (None, None)
+    };
+    let values = object
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, field)| decode_value(row, column + i, object, field))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Record {
+        object: object.object,
+        id: row.try_get(0)?,
+        customer_id,
+        owner: UserId(row.try_get(1)?),
+        unit: UnitId(row.try_get(2)?),
+        version: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+        values,
+        customer,
+    })
+}
+
+impl Store {
+    /// Reads one record.
+    pub async fn get_record(&self, object: ObjectType, id: i64) -> Result<Option<Record>> {
+        let schema = schema(object);
+        let mut sql = SqlBuilder::new(&format!(
+            "SELECT {} FROM {} WHERE r.id = ",
+            select_list(schema),
+            from_clause(schema)
+        ));
+        sql.bind_int(id);
+        let row = sql.query().fetch_optional(&self.pool).await?;
+        row.map(|row| decode_record(&row, schema)).transpose()
+    }
+
+    /// How many customers match a filter, from the per-owner counts (no record is read).
+    pub async fn count_customers(&self, filter: &Filter) -> Result<i64> {
+        let mut sql = SqlBuilder::new("SELECT COALESCE(SUM(r.n), 0) FROM customer_counts r WHERE ");
+        sql.push_filter("r", filter, false, self.backend());
+        Ok(sql.scalar::<i64>().fetch_one(&self.pool).await?)
+    }
+
+    /// One page of the records matching `filter`, in id order, after the id `after`.
+    ///
+    /// For customers the plan is chosen from the visible count: when the caller sees many
+    /// rows, walking the id order and testing each row finds a page in about
+    /// `limit ÷ share` steps; when they see few, enumerating them through the owner and unit
+    /// indexes and sorting them is cheaper. The break-even is where the visible count squared
+    /// reaches about `2 × limit × total`.
+    pub async fn list_records(
+        &self,
+        object: ObjectType,
+        filter: &RecordFilter,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<ListPage> {
+        if filter.filter.is_none() {
+            return Ok(ListPage {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let schema = schema(object);
+        let walk_ids = match (&filter.filter, filter.via_customer) {
+            (Filter::All, _) => true,
+            (_, true) => false,
+            (filter, false) => {
+                let visible = self.count_customers(filter).await?;
+                let total = self.count_customers(&Filter::All).await?;
+                visible.saturating_mul(visible) >= 2 * i64::from(limit) * total
+            }
+        };
+        let alias = if filter.via_customer { "c" } else { "r" };
+        let mut sql = SqlBuilder::new(&format!(
+            "SELECT {} FROM {} WHERE ",
+            select_list(schema),
+            from_clause(schema)
+        ));
+        sql.push_filter(alias, &filter.filter, walk_ids, self.backend());
+        if let Some(after) = after {
+            sql.push(" AND r.id > ").bind_int(after);
+        }
+        // `+r.id` keeps SQLite from walking the id order when the index plan was chosen.
+        sql.push(if walk_ids {
+            " ORDER BY r.id LIMIT "
+        } else {
+            " ORDER BY +r.id LIMIT "
+        })
+        .bind_int(i64::from(limit) + 1);
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let mut items = rows
+            .iter()
+            .map(|row| decode_record(row, schema))
+            .collect::<Result<Vec<_>>>()?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(ListPage { items, next_cursor })
+    }
+
+    /// Every id of `object` matching `filter` (tests and exports; no paging).
+    pub async fn matching_ids(
+        &self,
+        object: ObjectType,
+        filter: &RecordFilter,
+    ) -> Result<Vec<i64>> {
+        let schema = schema(object);
+        let alias = if filter.via_customer { "c" } else { "r" };
+        let mut sql = SqlBuilder::new(&format!("SELECT r.id FROM {} WHERE ", from_clause(schema)));
+        sql.push_filter(alias, &filter.filter, false, self.backend());
+        sql.push(" ORDER BY r.id");
+        Ok(sql.scalar::<i64>().fetch_all(&self.pool).await?)
+    }
+
+    /// Whether the database uses the owner index (`false`) or walks ids (`true`) for a list;
+    /// exposed for plan tests.
+    pub async fn explain_list_plan(&self, filter: &Filter, walk_ids: bool) -> Result<Vec<String>> {
+        let mut sql = SqlBuilder::new(match self.backend() {
+            Backend::Sqlite => "EXPLAIN QUERY PLAN SELECT r.id FROM customers r WHERE ",
+            Backend::Postgres => "EXPLAIN SELECT r.id FROM customers r WHERE ",
+        });
+        sql.push_filter("r", filter, walk_ids, self.backend());
+        sql.push(if walk_ids {
+            " ORDER BY r.id LIMIT 51"
+        } else {
+            " ORDER BY +r.id LIMIT 51"
+        });
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let column = row.len().saturating_sub(1);
+                Ok(row.try_get::<String, _>(column)?)
+            })
+            .collect()
+    }
+}
+
+async fn adjust_customer_count(tx: &mut Tx, owner: UserId, unit: UnitId, delta: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO customer_counts (owner_id, unit_id, n) VALUES ($1, $2, $3) \
+         ON CONFLICT (owner_id, unit_id) DO UPDATE SET n = customer_counts.n + excluded.n",
+    )
+    .bind(owner.0)
+    .bind(unit.0)
+    .bind(delta)
+    .execute(&mut *tx.tx)
+    .await?;
+    Ok(())
+}
+
+impl Tx {
+    /// Reads one record inside the transaction.
+    pub async fn get_record(&mut self, object: ObjectType, id: i64) -> Result<Option<Record>> {
+        let schema = schema(object);
+        let mut sql = SqlBuilder::new(&format!(
+            "SELECT {} FROM {} WHERE r.id = ",
+            select_list(schema),
+            from_clause(schema)
+        ));
+        sql.bind_int(id);
+        let row = sql.query().fetch_optional(&mut *self.tx).await?;
+        row.map(|row| decode_record(&row, schema)).transpose()
+    }
+
+    /// Inserts one record and returns it as stored.
+    pub async fn insert_record(
+        &mut self,
+        object: ObjectType,
+        record: &NewRecord,
+        now: Timestamp,
+    ) -> Result<Record> {
+        let id = self
+            .insert_records(object, std::slice::from_ref(record), now)
+            .await?;
+        let id = id.first().copied().ok_or(StoreError::NotFound)?;
+        self.get_record(object, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Inserts records in multi-row statements; returns their ids in order.
+    pub async fn insert_records(
+        &mut self,
+        object: ObjectType,
+        records: &[NewRecord],
+        now: Timestamp,
+    ) -> Result<Vec<i64>> {
+        let schema = schema(object);
+        let mut columns = String::from("owner_id, unit_id, version, created_at, updated_at");
+        if schema.has_customer {
+            columns.push_str(", customer_id");
+        }
+        for field in schema.fields {
+            columns.push_str(", ");
+            columns.push_str(field.name);
+        }
+        let per_row = 5 + usize::from(schema.has_customer) + schema.fields.len();
+        // Stay well under SQLite's and PostgreSQL's limits on parameters per statement.
+        let rows_per_statement = (30_000 / per_row).max(1);
+        let mut ids = Vec::with_capacity(records.len());
+        let mut counts: std::collections::HashMap<(UserId, UnitId), i64> =
+            std::collections::HashMap::new();
+        for chunk in records.chunks(rows_per_statement) {
+            let mut sql =
+                SqlBuilder::new(&format!("INSERT INTO {} ({columns}) VALUES ", schema.table));
+            for (i, record) in chunk.iter().enumerate() {
+                if record.values.len() != schema.fields.len() {
+                    return Err(StoreError::Corrupt {
+                        table: schema.table,
+                        column: "*",
+                        message: format!(
+                            "{} values for {} fields",
+                            record.values.len(),
+                            schema.fields.len()
+                        ),
+                    });
+                }
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind_int(record.owner.0).push(", ");
+                sql.bind_int(record.unit.0).push(", 1, ");
+                sql.bind_int(now).push(", ");
+                sql.bind_int(now);
+                if schema.has_customer {
+                    sql.push(", ").bind(Param::Int(record.customer_id));
+                }
+                for (field, value) in schema.fields.iter().zip(&record.values) {
+                    sql.push(", ").bind(to_param(field, value));
+                }
+                sql.push(")");
+                if object == ObjectType::Customers {
+                    *counts.entry((record.owner, record.unit)).or_default() += 1;
+                }
+            }
+            sql.push(" RETURNING id");
+            let mut chunk_ids: Vec<i64> = sql.scalar::<i64>().fetch_all(&mut *self.tx).await?;
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        for ((owner, unit), n) in counts {
+            adjust_customer_count(self, owner, unit, n).await?;
+        }
+        Ok(ids)
+    }
+
+    /// Applies changes if the record is still at `expected_version`; returns the new record.
+    /// [`StoreError::NotFound`] when it is gone, [`StoreError::Conflict`] when it changed.
+    pub async fn update_record(
+        &mut self,
+        object: ObjectType,
+        id: i64,
+        expected_version: i64,
+        changes: &RecordChanges,
+        now: Timestamp,
+    ) -> Result<Record> {
+        let schema = schema(object);
+        let before = self
+            .get_record(object, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if before.version != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        let mut sql = SqlBuilder::new(&format!(
+            "UPDATE {} SET version = version + 1, updated_at = ",
+            schema.table
+        ));
+        sql.bind_int(now);
+        if let Some(owner) = changes.owner {
+            sql.push(", owner_id = ").bind_int(owner.0);
+        }
+        if let Some(unit) = changes.unit {
+            sql.push(", unit_id = ").bind_int(unit.0);
+        }
+        for (index, value) in &changes.values {
+            let field = schema.fields.get(*index).ok_or(StoreError::NotFound)?;
+            sql.push(", ")
+                .push(field.name)
+                .push(" = ")
+                .bind(to_param(field, value));
+        }
+        sql.push(" WHERE id = ").bind_int(id);
+        sql.push(" AND version = ").bind_int(expected_version);
+        let updated = sql.query().execute(&mut *self.tx).await?.rows_affected();
+        if updated == 0 {
+            return Err(StoreError::Conflict);
+        }
+        if object == ObjectType::Customers && (changes.owner.is_some() || changes.unit.is_some()) {
+            let owner = changes.owner.unwrap_or(before.owner);
+            let unit = changes.unit.unwrap_or(before.unit);
+            adjust_customer_count(self, before.owner, before.unit, -1).await?;
+            adjust_customer_count(self, owner, unit, 1).await?;
+        }
+        self.get_record(object, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Deletes a record if it is still at `expected_version` (any version when `None`).
+    pub async fn delete_record(
+        &mut self,
+        object: ObjectType,
+        id: i64,
+        expected_version: Option<i64>,
+    ) -> Result<Record> {
+        let before = self
+            .get_record(object, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if expected_version.is_some_and(|v| v != before.version) {
+            return Err(StoreError::Conflict);
+        }
+        let mut sql = SqlBuilder::new(&format!("DELETE FROM {} WHERE id = ", schema(object).table));
+        sql.bind_int(id)
+            .push(" AND version = ")
+            .bind_int(before.version);
+        if sql.query().execute(&mut *self.tx).await?.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
+        if object == ObjectType::Customers {
+            adjust_customer_count(self, before.owner, before.unit, -1).await?;
+        }
+        Ok(before)
+    }
+}

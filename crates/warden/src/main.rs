@@ -1,0 +1,158 @@
+//! The `warden` command: `demo` seeds and serves the demo organisation, `serve` serves an
+//! existing database. Only argument handling and wiring live here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use rand::distributions::Alphanumeric;
+use rand::Rng;
+use warden_service::{demo, Config, Warden};
+use warden_store::Store;
+
+/// Warden: customer data with permissions — who may see, change, export, share and approve
+/// what, down to single records, every decision explainable.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Seed the demo organisation (if the data directory holds no database), print the logins
+    /// and serve it.
+    Demo(DemoArgs),
+    /// Serve an existing database.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Data directory (SQLite database).
+    #[arg(long, default_value = "./warden-data")]
+    data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// How many customers to seed.
+    #[arg(long, default_value_t = 2000)]
+    customers: usize,
+    /// Password of every demo user (default: a random one, printed).
+    #[arg(long, env = "WARDEN_DEMO_PASSWORD")]
+    password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Data directory (SQLite database).
+    #[arg(long, default_value = "./warden-data", conflicts_with = "database_url")]
+    data: PathBuf,
+    /// Database URL instead of a data directory: postgres://… (or sqlite://…).
+    #[arg(long, env = "WARDEN_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+async fn shutdown_signal() {
+    // If the handler cannot be installed, serve until killed.
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn serve(warden: Warden, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let address = listener.local_addr()?;
+    println!("Warden listening on http://{address}");
+    warden_server::serve(warden, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let store = Store::open_dir(&args.data).await?;
+    let fresh = store.is_empty().await?;
+    let password = if fresh {
+        let password = args.password.clone().unwrap_or_else(|| {
+            rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(16)
+                .map(char::from)
+                .collect()
+        });
+        let started = std::time::Instant::now();
+        demo::seed(&store, args.customers, &password, now_ms()).await?;
+        println!(
+            "Seeded the demo organisation with {} customers into {} in {:.1} s.",
+            args.customers,
+            args.data.display(),
+            started.elapsed().as_secs_f64()
+        );
+        Some(password)
+    } else {
+        println!(
+            "{} already holds a database: serving it as it is.",
+            args.data.display()
+        );
+        args.password.clone()
+    };
+    println!();
+    println!("Demo logins (every user has the same password):");
+    for (username, display_name, unit, _, role) in demo::DEMO_USERS {
+        println!("  {username:<12} {role:<18} {display_name} ({unit})");
+    }
+    match &password {
+        Some(password) => println!("  password:    {password}"),
+        None => println!("  password:    the one set when the demo was first seeded"),
+    }
+    println!();
+    println!(
+        "Try: curl -s -X POST http://{}/api/v1/login -H 'content-type: application/json' \\",
+        args.listen
+    );
+    println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");
+    let warden = Warden::new(store, Config::default()).await?;
+    serve(warden, args.listen).await
+}
+
+async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
+    let store = match &args.database_url {
+        Some(url) => Store::connect(url).await?,
+        None => Store::open_dir(&args.data).await?,
+    };
+    let warden = Warden::new(store, Config::default()).await?;
+    serve(warden, args.listen).await
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Demo(args) => demo(args).await,
+            Command::Serve(args) => serve_command(args).await,
+        }
+    })
+}
