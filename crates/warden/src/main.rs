@@ -32,8 +32,11 @@ enum Command {
 #[derive(Debug, Args)]
 struct DemoArgs {
     /// Data directory (SQLite database).
-    #[arg(long, default_value = "./warden-data")]
+    #[arg(long, default_value = "./warden-data", conflicts_with = "database_url")]
     data: PathBuf,
+    /// Database URL instead of a data directory: postgres://… (or sqlite://…).
+    #[arg(long, env = "WARDEN_DATABASE_URL")]
+    database_url: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -82,8 +85,19 @@ async fn serve(warden: Warden, listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn open_store(data: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<Store> {
+    Ok(match database_url {
+        Some(url) => Store::connect(url).await?,
+        None => Store::open_dir(data).await?,
+    })
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let store = Store::open_dir(&args.data).await?;
+    let store = open_store(&args.data, args.database_url.as_deref()).await?;
+    let place = match &args.database_url {
+        Some(_) => "the database".to_owned(),
+        None => args.data.display().to_string(),
+    };
     let fresh = store.is_empty().await?;
     let password = if fresh {
         let password = args.password.clone().unwrap_or_else(|| {
@@ -96,9 +110,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         demo::seed(&store, args.customers, &password, now_ms()).await?;
         println!(
-            "Seeded the demo organisation with {} customers into {} in {:.1} s.",
+            "Seeded the demo organisation with {} customers into {place} in {:.1} s.",
             args.customers,
-            args.data.display(),
             started.elapsed().as_secs_f64()
         );
         Some(password)
@@ -129,10 +142,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
-    let store = match &args.database_url {
-        Some(url) => Store::connect(url).await?,
-        None => Store::open_dir(&args.data).await?,
-    };
+    let store = open_store(&args.data, args.database_url.as_deref()).await?;
     let warden = Warden::new(store, Config::default()).await?;
     serve(warden, args.listen).await
 }
