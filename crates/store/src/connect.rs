@@ -157,6 +157,13 @@ impl Store {
 }
 
 impl Tx {
+    /// Runs raw SQL: test support only (resetting a database between generated cases).
+    #[doc(hidden)]
+    pub async fn execute_raw_for_tests(&mut self, sql: &str) -> Result<()> {
+        sqlx::raw_sql(sql).execute(&mut *self.tx).await?;
+        Ok(())
+    }
+
     /// Bumps the permission epoch: every server reloads its snapshot before its next decision.
     pub async fn bump_epoch(&mut self) -> Result<i64> {
         let epoch: i64 = sqlx::query_scalar(

@@ -196,7 +196,9 @@ impl Store {
 
     /// How many customers match a filter, from the per-owner counts (no record is read).
     pub async fn count_customers(&self, filter: &Filter) -> Result<i64> {
-        let mut sql = SqlBuilder::new("SELECT COALESCE(SUM(r.n), 0) FROM customer_counts r WHERE ");
+        let mut sql = SqlBuilder::new(
+            "SELECT CAST(COALESCE(SUM(r.n), 0) AS BIGINT) FROM customer_counts r WHERE ",
+        );
         sql.push_filter("r", filter, false, self.backend());
         Ok(sql.scalar::<i64>().fetch_one(&self.pool).await?)
     }

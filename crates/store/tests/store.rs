@@ -1,0 +1,627 @@
+//! The store's test suite, run against SQLite and (when `WARDEN_TEST_POSTGRES_URL` is set)
+//! PostgreSQL: the engine's filter executed as SQL returns exactly the records `check`
+//! allows, on every list plan and page size; moves rewrite no record; versions and counts hold.
+
+use proptest::prelude::*;
+use warden_policy::schema::Value;
+use warden_policy::{
+    Action, Grant, ObjectType, Permission, RoleAssignment, Scope, Snapshot, UnitId, UserId,
+};
+use warden_store::{NewRecord, NewUser, RecordChanges, Store, StoreError, UserChanges};
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// The databases a test runs on: a fresh SQLite file, and PostgreSQL when configured.
+async fn databases(test: &str) -> Vec<(String, Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let sqlite = Store::open_dir(dir.path()).await.expect("SQLite opens");
+    let mut out = vec![("sqlite".to_owned(), sqlite, Some(dir))];
+    if let Some(url) = warden_store::testing::fresh_postgres_database(test).await {
+        out.push((
+            "postgres".to_owned(),
+            Store::connect(&url).await.expect("PostgreSQL opens"),
+            None,
+        ));
+    }
+    out
+}
+
+/// Empties every table, so one database serves many generated cases.
+async fn reset(store: &Store) {
+    let mut tx = store.begin().await.expect("begin");
+    tx.execute_raw_for_tests(
+        "DELETE FROM contacts; DELETE FROM deals; DELETE FROM contracts; DELETE FROM activities; \
+         DELETE FROM customers; DELETE FROM customer_counts; DELETE FROM sessions; DELETE FROM user_roles; \
+         UPDATE users SET manager_id = NULL; DELETE FROM users; DELETE FROM role_grants; \
+         DELETE FROM role_permissions; DELETE FROM roles; UPDATE units SET parent_id = NULL; DELETE FROM units; \
+         DELETE FROM object_controls;",
+    )
+    .await
+    .expect("reset");
+    tx.bump_epoch().await.expect("epoch");
+    tx.commit().await.expect("commit");
+}
+
+#[derive(Debug, Clone)]
+struct World {
+    unit_parents: Vec<Option<usize>>,
+    users: Vec<(Option<usize>, usize, Vec<usize>)>,
+    roles: Vec<Vec<(Action, Scope)>>,
+    customers: Vec<(usize, usize)>,
+    contacts: Vec<(usize, usize)>,
+}
+
+fn scope() -> impl Strategy<Value = Scope> {
+    prop_oneof![
+        Just(Scope::Own),
+        Just(Scope::Subordinates { depth: None }),
+        Just(Scope::Subordinates { depth: Some(1) }),
+        Just(Scope::Unit),
+        Just(Scope::UnitTree),
+        Just(Scope::All),
+    ]
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (1usize..6, 1usize..14, 1usize..4).prop_flat_map(|(units, users, roles)| {
+        (
+            proptest::collection::vec(
+                proptest::option::weighted(0.8, any::<prop::sample::Index>()),
+                units,
+            ),
+            proptest::collection::vec(
+                (
+                    proptest::option::weighted(0.8, any::<prop::sample::Index>()),
+                    any::<prop::sample::Index>(),
+                    proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
+                ),
+                users,
+            ),
+            proptest::collection::vec(
+                proptest::collection::vec(
+                    (
+                        prop::sample::select(vec![Action::Read, Action::Update, Action::Delete]),
+                        scope(),
+                    ),
+                    0..5,
+                ),
+                roles,
+            ),
+            proptest::collection::vec(
+                (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+                0..40,
+            ),
+            proptest::collection::vec(
+                (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
+                0..15,
+            ),
+        )
+            .prop_map(
+                move |(unit_parents, user_specs, roles, customers, contacts)| World {
+                    unit_parents: unit_parents
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| p.filter(|_| i > 0).map(|p| p.index(i)))
+                        .collect(),
+                    users: user_specs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (m, u, r))| {
+                            let mut held: Vec<usize> =
+                                r.iter().map(|r| r.index(roles.len())).collect();
+                            held.sort_unstable();
+                            held.dedup();
+                            (
+                                m.filter(|_| i > 0).map(|m| m.index(i)),
+                                u.index(units),
+                                held,
+                            )
+                        })
+                        .collect(),
+                    customers: customers
+                        .iter()
+                        .map(|(o, u)| (o.index(users), u.index(units)))
+                        .collect(),
+                    contacts: contacts
+                        .iter()
+                        .map(|(c, o)| (c.index(usize::MAX), o.index(users)))
+                        .collect(),
+                    roles,
+                },
+            )
+    })
+}
+
+fn customer_values(i: usize) -> Vec<Value> {
+    let mut values = vec![
+        Value::Null;
+        warden_policy::schema::schema(ObjectType::Customers)
+            .fields
+            .len()
+    ];
+    values[0] = Value::Text(format!("customer {i}"));
+    values[6] = Value::Integer(i as i64 * 1000);
+    values
+}
+
+/// Writes a world; returns the user ids in order.
+async fn write_world(store: &Store, world: &World) -> Vec<UserId> {
+    let mut tx = store.begin().await.expect("begin");
+    let mut units = Vec::new();
+    for (i, parent) in world.unit_parents.iter().enumerate() {
+        units.push(
+            tx.insert_unit(&format!("unit {i}"), parent.map(|p| units[p]), NOW)
+                .await
+                .expect("unit"),
+        );
+    }
+    let mut roles = Vec::new();
+    for (i, grants) in world.roles.iter().enumerate() {
+        let grants: Vec<Grant> = grants
+            .iter()
+            .map(|&(action, scope)| Grant {
+                object: ObjectType::Customers,
+                action,
+                scope,
+            })
+            .collect();
+        roles.push(
+            tx.insert_role(
+                &format!("role {i}"),
+                "",
+                &grants,
+                &[Permission::ViewAudit],
+                NOW,
+            )
+            .await
+            .expect("role"),
+        );
+    }
+    let mut users: Vec<UserId> = Vec::new();
+    for (i, (manager, unit, held)) in world.users.iter().enumerate() {
+        let id = tx
+            .insert_user(
+                &NewUser {
+                    username: format!("user{i}"),
+                    display_name: format!("User {i}"),
+                    unit: units[*unit],
+                    manager: manager.map(|m| users[m]),
+                    password_hash: "x".into(),
+                },
+                NOW,
+            )
+            .await
+            .expect("user");
+        let assignments: Vec<RoleAssignment> = held
+            .iter()
+            .map(|r| RoleAssignment {
+                role: roles[*r],
+                expires_at: None,
+            })
+            .collect();
+        tx.set_user_roles(id, &assignments).await.expect("roles");
+        users.push(id);
+    }
+    let records: Vec<NewRecord> = world
+        .customers
+        .iter()
+        .enumerate()
+        .map(|(i, (owner, unit))| NewRecord {
+            customer_id: None,
+            owner: users[*owner],
+            unit: units[*unit],
+            values: customer_values(i),
+        })
+        .collect();
+    let customer_ids = tx
+        .insert_records(ObjectType::Customers, &records, NOW)
+        .await
+        .expect("customers");
+    if !customer_ids.is_empty() {
+        let contacts: Vec<NewRecord> = world
+            .contacts
+            .iter()
+            .enumerate()
+            .map(|(i, (customer, owner))| NewRecord {
+                customer_id: Some(customer_ids[customer % customer_ids.len()]),
+                owner: users[*owner],
+                unit: units[0],
+                values: vec![
+                    Value::Text(format!("contact {i}")),
+                    Value::Null,
+                    Value::Null,
+                    Value::Null,
+                ],
+            })
+            .collect();
+        tx.insert_records(ObjectType::Contacts, &contacts, NOW)
+            .await
+            .expect("contacts");
+    }
+    tx.bump_epoch().await.expect("epoch");
+    tx.commit().await.expect("commit");
+    users
+}
+
+/// For every user, action and object: SQL == check, for `matching_ids` and for paging.
+async fn assert_filter_equals_check(
+    name: &str,
+    store: &Store,
+    users: &[UserId],
+) -> Result<(), TestCaseError> {
+    let snapshot = Snapshot::compile(&store.load_model().await.expect("model")).expect("compiles");
+    for object in [ObjectType::Customers, ObjectType::Contacts] {
+        let all = store
+            .matching_ids(
+                object,
+                &warden_policy::RecordFilter {
+                    via_customer: false,
+                    filter: warden_policy::Filter::All,
+                },
+            )
+            .await
+            .expect("all ids");
+        let mut records = Vec::new();
+        for id in &all {
+            records.push(
+                store
+                    .get_record(object, *id)
+                    .await
+                    .expect("read")
+                    .expect("exists"),
+            );
+        }
+        for user in users {
+            for action in [Action::Read, Action::Update, Action::Delete] {
+                let expected: Vec<i64> = records
+                    .iter()
+                    .filter(|r| {
+                        snapshot
+                            .check(*user, action, object, &r.record_ref(), NOW)
+                            .is_allowed()
+                    })
+                    .map(|r| r.id)
+                    .collect();
+                let filter = snapshot.filter(*user, action, object, NOW);
+                let matched = store
+                    .matching_ids(object, &filter)
+                    .await
+                    .expect("matching ids");
+                prop_assert_eq!(
+                    &matched,
+                    &expected,
+                    "{}: {:?} {:?} {:?} filter {:?}",
+                    name,
+                    user,
+                    action,
+                    object,
+                    filter
+                );
+                for limit in [1u32, 7, 200] {
+                    let mut paged = Vec::new();
+                    let mut cursor = None;
+                    loop {
+                        let page = store
+                            .list_records(object, &filter, cursor, limit)
+                            .await
+                            .expect("page");
+                        prop_assert!(page.items.len() <= limit as usize);
+                        paged.extend(page.items.iter().map(|r| r.id));
+                        match page.next_cursor {
+                            Some(next) => cursor = Some(next),
+                            None => break,
+                        }
+                    }
+                    prop_assert_eq!(
+                        &paged,
+                        &expected,
+                        "{}: paged by {} for {:?} {:?} {:?}",
+                        name,
+                        limit,
+                        user,
+                        action,
+                        object
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn sql_filter_returns_exactly_what_check_allows() {
+    let rt = runtime();
+    let dbs = rt.block_on(databases("sql_filter_returns_exactly_what_check_allows"));
+    for (name, store, _dir) in &dbs {
+        let cases = std::cell::Cell::new(0);
+        // A runner per database: a runner counts its cases across runs.
+        proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(24))
+            .run(&world(), |world| {
+                cases.set(cases.get() + 1);
+                rt.block_on(async {
+                    reset(store).await;
+                    let users = write_world(store, &world).await;
+                    assert_filter_equals_check(name, store, &users).await
+                })
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(cases.get() >= 24, "{name}: only {} cases ran", cases.get());
+    }
+}
+
+#[test]
+fn a_move_rewrites_no_record_and_changes_the_filter_at_once() {
+    let rt = runtime();
+    rt.block_on(async {
+        for (name, store, _dir) in databases("a_move_rewrites_no_record").await {
+            let world = World {
+                unit_parents: vec![None, Some(0)],
+                // 0 is the top; 1 and 2 report to 0; 3 reports to 1.
+                users: vec![
+                    (None, 0, vec![0]),
+                    (Some(0), 1, vec![0]),
+                    (Some(0), 1, vec![0]),
+                    (Some(1), 1, vec![0]),
+                ],
+                roles: vec![vec![(Action::Read, Scope::Subordinates { depth: None })]],
+                customers: (0..20).map(|i| (3, i % 2)).collect(),
+                contacts: vec![],
+            };
+            let users = write_world(&store, &world).await;
+            let before: Vec<_> = list_all(&store).await;
+            let snapshot = Snapshot::compile(&store.load_model().await.unwrap()).unwrap();
+            assert_eq!(
+                store
+                    .matching_ids(
+                        ObjectType::Customers,
+                        &snapshot.filter(users[2], Action::Read, ObjectType::Customers, NOW)
+                    )
+                    .await
+                    .unwrap()
+                    .len(),
+                0,
+                "{name}"
+            );
+
+            let mut tx = store.begin().await.unwrap();
+            tx.update_user(
+                users[3],
+                &UserChanges {
+                    manager: Some(Some(users[2])),
+                    ..UserChanges::default()
+                },
+                NOW + 1,
+            )
+            .await
+            .unwrap();
+            let epoch = tx.bump_epoch().await.unwrap();
+            tx.commit().await.unwrap();
+
+            let after: Vec<_> = list_all(&store).await;
+            assert_eq!(before, after, "{name}: a move rewrote customer rows");
+            let model = store.load_model().await.unwrap();
+            assert_eq!(model.epoch, epoch, "{name}");
+            let snapshot = Snapshot::compile(&model).unwrap();
+            let filter = snapshot.filter(users[2], Action::Read, ObjectType::Customers, NOW);
+            assert_eq!(
+                store
+                    .matching_ids(ObjectType::Customers, &filter)
+                    .await
+                    .unwrap()
+                    .len(),
+                20,
+                "{name}: the new manager sees them"
+            );
+            let filter = snapshot.filter(users[1], Action::Read, ObjectType::Customers, NOW);
+            assert!(
+                store
+                    .matching_ids(ObjectType::Customers, &filter)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{name}: the old manager no longer does"
+            );
+        }
+    });
+}
+
+async fn list_all(store: &Store) -> Vec<warden_store::Record> {
+    let all = warden_policy::RecordFilter {
+        via_customer: false,
+        filter: warden_policy::Filter::All,
+    };
+    store
+        .list_records(ObjectType::Customers, &all, None, 200)
+        .await
+        .unwrap()
+        .items
+}
+
+#[test]
+fn versions_conflict_and_counts_follow_every_write() {
+    let rt = runtime();
+    rt.block_on(async {
+        for (name, store, _dir) in databases("versions_conflict_and_counts").await {
+            let world = World {
+                unit_parents: vec![None, Some(0)],
+                users: vec![(None, 0, vec![0]), (Some(0), 1, vec![0])],
+                roles: vec![vec![(Action::Read, Scope::All)]],
+                customers: vec![(0, 0), (1, 1), (1, 1)],
+                contacts: vec![(0, 0)],
+            };
+            let users = write_world(&store, &world).await;
+            let owner_is = |user: UserId| {
+                warden_policy::Filter::Any(vec![warden_policy::Condition::OwnerIn(vec![user])])
+            };
+            assert_eq!(
+                store.count_customers(&owner_is(users[1])).await.unwrap(),
+                2,
+                "{name}"
+            );
+            let first = list_all(&store).await[0].clone();
+
+            let mut tx = store.begin().await.unwrap();
+            let changes = RecordChanges {
+                values: vec![(0, Value::Text("renamed".into()))],
+                owner: Some(users[1]),
+                unit: Some(UnitId(first.unit.0)),
+            };
+            let updated = tx
+                .update_record(
+                    ObjectType::Customers,
+                    first.id,
+                    first.version,
+                    &changes,
+                    NOW + 5,
+                )
+                .await
+                .unwrap();
+            assert_eq!(updated.version, first.version + 1, "{name}");
+            assert_eq!(
+                updated.value("name"),
+                Some(&Value::Text("renamed".into())),
+                "{name}"
+            );
+            assert_eq!(
+                updated.value("credit_limit"),
+                Some(&Value::Integer(0)),
+                "{name}: sensitive integers round-trip"
+            );
+            assert!(
+                matches!(
+                    tx.update_record(
+                        ObjectType::Customers,
+                        first.id,
+                        first.version,
+                        &changes,
+                        NOW + 6
+                    )
+                    .await,
+                    Err(StoreError::Conflict)
+                ),
+                "{name}"
+            );
+            tx.commit().await.unwrap();
+            assert_eq!(
+                store.count_customers(&owner_is(users[1])).await.unwrap(),
+                3,
+                "{name}: the count follows the owner"
+            );
+            assert_eq!(
+                store.count_customers(&owner_is(users[0])).await.unwrap(),
+                0,
+                "{name}"
+            );
+
+            let mut tx = store.begin().await.unwrap();
+            assert!(
+                matches!(
+                    tx.delete_record(ObjectType::Customers, first.id, Some(first.version))
+                        .await,
+                    Err(StoreError::Conflict)
+                ),
+                "{name}"
+            );
+            tx.delete_record(ObjectType::Customers, first.id, Some(updated.version))
+                .await
+                .unwrap();
+            assert!(
+                matches!(
+                    tx.delete_record(ObjectType::Customers, first.id, None)
+                        .await,
+                    Err(StoreError::NotFound)
+                ),
+                "{name}"
+            );
+            tx.commit().await.unwrap();
+            assert_eq!(
+                store
+                    .count_customers(&warden_policy::Filter::All)
+                    .await
+                    .unwrap(),
+                2,
+                "{name}"
+            );
+            let contacts = store
+                .matching_ids(
+                    ObjectType::Contacts,
+                    &warden_policy::RecordFilter {
+                        via_customer: false,
+                        filter: warden_policy::Filter::All,
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(
+                contacts.is_empty(),
+                "{name}: a customer's contacts go with it"
+            );
+        }
+    });
+}
+
+#[test]
+fn the_planner_uses_the_owner_index_or_walks_ids_as_told() {
+    let rt = runtime();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_dir(dir.path()).await.unwrap();
+        let few = warden_policy::Filter::Any(vec![warden_policy::Condition::OwnerIn(vec![
+            UserId(1),
+            UserId(2),
+        ])]);
+        let plan = store
+            .explain_list_plan(&few, false)
+            .await
+            .unwrap()
+            .join(" / ");
+        assert!(
+            plan.contains("customers_owner"),
+            "the index plan enumerates owners: {plan}"
+        );
+        let plan = store
+            .explain_list_plan(&few, true)
+            .await
+            .unwrap()
+            .join(" / ");
+        assert!(
+            !plan.contains("customers_owner") && !plan.contains("TEMP B-TREE"),
+            "the walk plan reads in id order: {plan}"
+        );
+        let many: Vec<UserId> = (1..500).map(UserId).collect();
+        let many = warden_policy::Filter::Any(vec![warden_policy::Condition::OwnerIn(many)]);
+        let plan = store
+            .explain_list_plan(&many, true)
+            .await
+            .unwrap()
+            .join(" / ");
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "no sort when walking ids: {plan}"
+        );
+    });
+}
+
+#[test]
+fn postgres_runs_when_configured() {
+    let rt = runtime();
+    let names: Vec<String> = rt
+        .block_on(databases("postgres_runs_when_configured"))
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    let expected = if warden_store::testing::postgres_url().is_some() {
+        2
+    } else {
+        1
+    };
+    assert_eq!(names.len(), expected, "{names:?}");
+}
