@@ -2,6 +2,8 @@
 //! PostgreSQL: the engine's filter executed as SQL returns exactly the records `check`
 //! allows, on every list plan and page size; moves rewrite no record; versions and counts hold.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use proptest::prelude::*;
 use warden_policy::schema::Value;
 use warden_policy::{
