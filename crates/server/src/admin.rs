@@ -7,7 +7,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-use warden_policy::{Action, Grant, ObjectType, Permission, RoleId, Scope};
+use warden_policy::{Action, Control, Grant, ObjectType, Permission, RoleId, Scope};
 use warden_service::{
     ExplainReport, RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView,
 };
@@ -498,6 +498,74 @@ async fn explain(
     Ok(Json(explain_json(report)))
 }
 
+/// An object's schema and how its records are decided.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ObjectJson {
+    pub object: String,
+    /// `own_grants`, or `by_customer` (decided by the record's customer).
+    pub control: String,
+    pub fields: Vec<FieldJson>,
+}
+
+/// One field of an object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldJson {
+    pub name: String,
+    /// What a value looks like.
+    pub kind: String,
+    pub required: bool,
+    /// Financial or contractual: encrypted at rest, hidden unless granted.
+    pub sensitive: bool,
+}
+
+fn control_name(control: Control) -> &'static str {
+    match control {
+        Control::OwnGrants => "own_grants",
+        Control::ByCustomer => "by_customer",
+    }
+}
+
+/// The objects, their fields, and how each is controlled.
+#[utoipa::path(get, path = "/api/v1/objects", tag = "admin", security(("bearer" = [])), responses((status = 200, body = [ObjectJson])))]
+async fn list_objects(Auth(subject): Auth) -> ApiResult<Json<serde_json::Value>> {
+    let items: Vec<ObjectJson> = ObjectType::ALL
+        .iter()
+        .map(|&object| ObjectJson {
+            object: object.as_str().into(),
+            control: control_name(subject.snapshot.control(object)).into(),
+            fields: warden_policy::schema::schema(object)
+                .fields
+                .iter()
+                .map(|f| FieldJson { name: f.name.into(), kind: f.kind.describe().into(), required: f.required, sensitive: f.sensitive })
+                .collect(),
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"items": items})))
+}
+
+/// How an object's records are decided.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlBody {
+    /// `own_grants` or `by_customer`
+    pub control: String,
+}
+
+/// Give an object its own grants, or let its customer decide (the default).
+#[utoipa::path(put, path = "/api/v1/objects/{object}/control", tag = "admin", security(("bearer" = [])),
+    params(("object" = String, Path)), request_body = ControlBody,
+    responses((status = 204), (status = 403, description = "needs manage_roles"), (status = 404), (status = 422)))]
+async fn put_control(State(state): State<AppState>, Auth(subject): Auth, Path(object): Path<String>, JsonBody(body): JsonBody<ControlBody>) -> ApiResult<StatusCode> {
+    let object = ObjectType::parse(&object).map_err(|_| AppError::not_found())?;
+    let control = match body.control.as_str() {
+        "own_grants" => Control::OwnGrants,
+        "by_customer" => Control::ByCustomer,
+        _ => return Err(AppError::invalid("control", "must be own_grants or by_customer")),
+    };
+    state.warden.set_object_control(&subject, object, control).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/users", get(list_users).post(create_user))
@@ -507,4 +575,6 @@ pub fn router() -> Router<AppState> {
         .route("/roles", get(list_roles).post(create_role))
         .route("/roles/{id}", get(get_role).put(put_role))
         .route("/access/explain", get(explain))
+        .route("/objects", get(list_objects))
+        .route("/objects/{object}/control", axum::routing::put(put_control))
 }

@@ -28,7 +28,7 @@ impl Modify for BearerAuth {
         crate::admin::list_users, crate::admin::create_user, crate::admin::get_user, crate::admin::patch_user,
         crate::admin::list_units, crate::admin::create_unit, crate::admin::patch_unit,
         crate::admin::list_roles, crate::admin::create_role, crate::admin::get_role, crate::admin::put_role,
-        crate::admin::explain,
+        crate::admin::explain, crate::admin::list_objects, crate::admin::put_control,
     ),
     modifiers(&BearerAuth),
     tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"))

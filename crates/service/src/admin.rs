@@ -2,7 +2,8 @@
 //! permission epoch in the same transaction, so it holds on every node from the next request.
 
 use warden_policy::{
-    Grant, Permission, RoleAssignment, RoleId, Snapshot, Timestamp, UnitId, UserId,
+    Control, Grant, ObjectType, Permission, RoleAssignment, RoleId, Snapshot, Timestamp, UnitId,
+    UserId,
 };
 use warden_store::{NewUser, RoleRow, UserChanges, UserRow};
 
@@ -228,6 +229,17 @@ impl Warden {
         Ok(manager.id())
     }
 
+    /// A user as it is now, read after a change (on the snapshot of the new epoch).
+    async fn fresh_user_view(&self, username: &str) -> Result<UserView> {
+        let snapshot = self.current_snapshot().await?;
+        let row = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        Ok(user_view(&snapshot, &row))
+    }
+
     /// Every user (needs `manage_users`).
     pub async fn list_users(&self, subject: &Subject) -> Result<Vec<UserView>> {
         subject.require(Permission::ManageUsers)?;
@@ -243,11 +255,12 @@ impl Warden {
         if username != subject.username {
             subject.require(Permission::ManageUsers)?;
         }
-        let rows = self.store.users().await?;
-        rows.iter()
-            .find(|r| r.username == username)
-            .map(|row| user_view(&subject.snapshot, row))
-            .ok_or(ServiceError::NotFound)
+        let row = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        Ok(user_view(&subject.snapshot, &row))
     }
 
     /// Creates a user (needs `manage_users`).
@@ -294,12 +307,7 @@ impl Warden {
         tx.set_user_roles(id, &roles).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
-        let snapshot = self.current_snapshot().await?;
-        let rows = self.store.users().await?;
-        rows.iter()
-            .find(|r| r.id == id)
-            .map(|row| user_view(&snapshot, row))
-            .ok_or(ServiceError::NotFound)
+        self.fresh_user_view(&username).await
     }
 
     /// Changes a user's manager, unit, roles, disabled flag, name or password (needs
@@ -367,12 +375,7 @@ impl Warden {
         }
         tx.bump_epoch().await?;
         tx.commit().await?;
-        let snapshot = self.current_snapshot().await?;
-        let rows = self.store.users().await?;
-        rows.iter()
-            .find(|r| r.id == target)
-            .map(|row| user_view(&snapshot, row))
-            .ok_or(ServiceError::NotFound)
+        self.fresh_user_view(username).await
     }
 
     /// Every unit (any authenticated user: the organisation chart is not secret).
@@ -544,6 +547,28 @@ impl Warden {
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.role(id).await
+    }
+
+    /// Sets whether an object's records are decided by their own grants or by their customer
+    /// (needs `manage_roles`). Customers are always decided by their own grants.
+    pub async fn set_object_control(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        control: Control,
+    ) -> Result<()> {
+        subject.require(Permission::ManageRoles)?;
+        if object == ObjectType::Customers {
+            return Err(ServiceError::invalid(
+                "object",
+                "customers are always decided by their own grants",
+            ));
+        }
+        let mut tx = self.store.begin().await?;
+        tx.set_control(object, control).await?;
+        tx.bump_epoch().await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn role(&self, id: RoleId) -> Result<RoleView> {

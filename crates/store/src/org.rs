@@ -124,6 +124,17 @@ async fn read_roles(conn: &mut sqlx::AnyConnection) -> Result<Vec<RoleRow>> {
     Ok(roles)
 }
 
+fn decode_user(row: &sqlx::any::AnyRow) -> Result<UserRow> {
+    Ok(UserRow {
+        id: UserId(row.try_get(0)?),
+        username: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        unit: UnitId(row.try_get(3)?),
+        manager: row.try_get::<Option<i64>, _>(4)?.map(UserId),
+        disabled: row.try_get::<i64, _>(5)? != 0,
+    })
+}
+
 impl Store {
     /// Loads the organisation as one consistent model, with the epoch it was read at.
     pub async fn load_model(&self) -> Result<Model> {
@@ -243,17 +254,19 @@ impl Store {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|row| {
-                Ok(UserRow {
-                    id: UserId(row.try_get(0)?),
-                    username: row.try_get(1)?,
-                    display_name: row.try_get(2)?,
-                    unit: UnitId(row.try_get(3)?),
-                    manager: row.try_get::<Option<i64>, _>(4)?.map(UserId),
-                    disabled: row.try_get::<i64, _>(5)? != 0,
-                })
-            })
+            .map(decode_user)
             .collect()
+    }
+
+    /// One user by username.
+    pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
+        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(decode_user)
+            .transpose()
     }
 
     /// A user's id, password hash and disabled flag, for login.
