@@ -536,7 +536,12 @@ async fn list_objects(Auth(subject): Auth) -> ApiResult<Json<serde_json::Value>>
             fields: warden_policy::schema::schema(object)
                 .fields
                 .iter()
-                .map(|f| FieldJson { name: f.name.into(), kind: f.kind.describe().into(), required: f.required, sensitive: f.sensitive })
+                .map(|f| FieldJson {
+                    name: f.name.into(),
+                    kind: f.kind.describe().into(),
+                    required: f.required,
+                    sensitive: f.sensitive,
+                })
                 .collect(),
         })
         .collect();
@@ -555,14 +560,27 @@ pub struct ControlBody {
 #[utoipa::path(put, path = "/api/v1/objects/{object}/control", tag = "admin", security(("bearer" = [])),
     params(("object" = String, Path)), request_body = ControlBody,
     responses((status = 204), (status = 403, description = "needs manage_roles"), (status = 404), (status = 422)))]
-async fn put_control(State(state): State<AppState>, Auth(subject): Auth, Path(object): Path<String>, JsonBody(body): JsonBody<ControlBody>) -> ApiResult<StatusCode> {
+async fn put_control(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path(object): Path<String>,
+    JsonBody(body): JsonBody<ControlBody>,
+) -> ApiResult<StatusCode> {
     let object = ObjectType::parse(&object).map_err(|_| AppError::not_found())?;
     let control = match body.control.as_str() {
         "own_grants" => Control::OwnGrants,
         "by_customer" => Control::ByCustomer,
-        _ => return Err(AppError::invalid("control", "must be own_grants or by_customer")),
+        _ => {
+            return Err(AppError::invalid(
+                "control",
+                "must be own_grants or by_customer",
+            ))
+        }
     };
-    state.warden.set_object_control(&subject, object, control).await?;
+    state
+        .warden
+        .set_object_control(&subject, object, control)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
