@@ -20,6 +20,7 @@
 //! Time enters as a parameter ([`Timestamp`]): role assignments can expire, and nothing in
 //! this crate reads a clock.
 
+pub mod access;
 mod check;
 mod error;
 mod explain;
@@ -35,6 +36,6 @@ pub use error::ModelError;
 pub use explain::{ActionExplanation, Explanation};
 pub use filter::{Condition, Filter, RecordFilter};
 pub use ids::{RoleId, Timestamp, UnitId, UserId};
-pub use model::{Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef};
+pub use model::{AccessOwner, Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef};
 pub use snapshot::{Snapshot, UserView};
 pub use vocab::{Action, Control, ObjectType, Permission, Scope, UnknownName};

@@ -1,5 +1,6 @@
 //! The model the snapshot is compiled from: plain data as the store loads it.
 
+use crate::access::AccessRules;
 use crate::{Action, Control, ObjectType, Permission, RoleId, Scope, Timestamp, UnitId, UserId};
 
 /// Everything the engine needs to know, as loaded in one read of the database.
@@ -13,6 +14,19 @@ pub struct Model {
     /// Objects whose control differs from the default (customers by their own grants, every
     /// other object by its customer).
     pub controls: Vec<(ObjectType, Control)>,
+    /// Access rules (addresses, hours, second factor) of roles and users.
+    pub access_rules: Vec<(AccessOwner, AccessRules)>,
+    /// Users who have a confirmed second factor.
+    pub mfa_enrolled: Vec<UserId>,
+}
+
+/// Whom a set of access rules applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccessOwner {
+    /// Every holder of the role (while the assignment is active).
+    Role(RoleId),
+    /// One user.
+    User(UserId),
 }
 
 /// An organisational unit; `parent` is `None` for a root.

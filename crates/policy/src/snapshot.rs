@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
+use crate::access::{AccessDenial, AccessRules};
 use crate::check::{Decision, Denial, Grounds, Reason};
 use crate::filter::{Condition, Filter, RecordFilter};
-use crate::model::{Model, RecordRef, RoleAssignment};
+use crate::model::{AccessOwner, Model, RecordRef, RoleAssignment};
 use crate::{
     Action, Control, ModelError, ObjectType, Permission, RoleId, Scope, Timestamp, UnitId, UserId,
 };
@@ -112,6 +113,9 @@ struct UserNode {
     pre: u32,
     last: u32,
     depth: u32,
+    /// The user's own access rules, if any.
+    access: Option<AccessRules>,
+    has_mfa: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +134,7 @@ struct RoleNode {
     name: String,
     table: [[ScopeSet; Action::COUNT]; ObjectType::COUNT],
     permissions: u8,
+    access: Option<AccessRules>,
 }
 
 /// A read-only view of one user in a snapshot.
@@ -325,6 +330,7 @@ impl Snapshot {
                 name: role.name.clone(),
                 table,
                 permissions,
+                access: None,
             });
         }
 
@@ -388,7 +394,28 @@ impl Snapshot {
                 pre: pre[i],
                 last: last[i],
                 depth: depth[i],
+                access: None,
+                has_mfa: false,
             });
+        }
+        for (owner, rules) in &model.access_rules {
+            match owner {
+                AccessOwner::Role(role) => {
+                    if let Some(&i) = role_index.get(role) {
+                        roles[i as usize].access = Some(rules.clone());
+                    }
+                }
+                AccessOwner::User(user) => {
+                    if let Some(i) = user_index.get(user.0) {
+                        users[i as usize].access = Some(rules.clone());
+                    }
+                }
+            }
+        }
+        for user in &model.mfa_enrolled {
+            if let Some(i) = user_index.get(user.0) {
+                users[i as usize].has_mfa = true;
+            }
         }
 
         let mut controls = [Control::ByCustomer; ObjectType::COUNT];
@@ -482,6 +509,34 @@ impl Snapshot {
                 assignment.is_active(now)
                     && self.roles[*role as usize].permissions & (1 << permission.index()) != 0
             })
+    }
+
+    /// Whether `user` may work from `client` at `now`: every access rule of the user and of
+    /// their active roles must allow (see [`crate::access::check_all`]).
+    pub fn access_check(
+        &self,
+        user: UserId,
+        client: std::net::IpAddr,
+        now: Timestamp,
+    ) -> Result<(), AccessDenial> {
+        let Some(index) = self.user_index.get(user.0) else {
+            return Ok(());
+        };
+        let node = &self.users[index as usize];
+        let rules = node.access.iter().chain(
+            node.roles
+                .iter()
+                .filter(|(_, assignment)| assignment.is_active(now))
+                .filter_map(|(role, _)| self.roles[*role as usize].access.as_ref()),
+        );
+        crate::access::check_all(rules, client, now, node.has_mfa)
+    }
+
+    /// Whether the user has a confirmed second factor.
+    pub fn has_mfa(&self, user: UserId) -> bool {
+        self.user_index
+            .get(user.0)
+            .is_some_and(|i| self.users[i as usize].has_mfa)
     }
 
     /// Whether `ancestor` is `descendant` or above them in the reporting line.

@@ -238,6 +238,7 @@ fn world() -> impl Strategy<Value = World> {
                         users,
                         roles,
                         controls,
+                        ..Default::default()
                     },
                     records,
                 }
@@ -543,6 +544,7 @@ fn the_encoding_allows_what_it_should() {
             role(4, Scope::Unit),
         ],
         controls: Vec::new(),
+        ..Default::default()
     };
     let world = World {
         records: vec![

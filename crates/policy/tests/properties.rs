@@ -150,6 +150,7 @@ fn world_strategy() -> impl Strategy<Value = World> {
                             users,
                             roles,
                             controls,
+                            ..Default::default()
                         },
                         records,
                     }
@@ -397,6 +398,7 @@ fn a_cycle_in_the_reporting_line_is_refused() {
         ],
         roles: vec![],
         controls: vec![],
+        ..Default::default()
     };
     assert_eq!(
         Snapshot::compile(&model).unwrap_err(),

@@ -1,7 +1,9 @@
 //! Authentication at the edge: the [`Auth`] extractor (bearer token or session cookie), login,
 //! logout and `GET /me`.
 
-use axum::extract::{FromRequestParts, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -42,6 +44,42 @@ pub(crate) fn request_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// Paths open to a user whose role requires a second factor they have not enrolled yet.
+const ENROLMENT_PATHS: &[&str] = &[
+    "/api/v1/me",
+    "/api/v1/me/mfa/totp",
+    "/api/v1/me/mfa/totp/confirm",
+    "/api/v1/logout",
+];
+
+/// The client's address: the socket's peer, unless the peer is a trusted proxy, in which case
+/// the right-most address of `X-Forwarded-For` that is not itself a trusted proxy. An unknown
+/// peer is `0.0.0.0`, which no allow-list contains (fail closed).
+pub(crate) fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|a| !trusted.iter().any(|net| net.contains(*a)))
+        .copied()
+        .unwrap_or(peer)
+}
+
 impl FromRequestParts<AppState> for Auth {
     type Rejection = AppError;
 
@@ -50,8 +88,29 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = request_token(&parts.headers).ok_or(ServiceError::Unauthenticated)?;
-        let subject = state.warden.authenticate(&token, now_ms()).await?;
+        let client = client_address(parts, &state.config.trusted_proxies);
+        let subject = state.warden.authenticate(&token, client, now_ms()).await?;
+        if subject.mfa_pending && !ENROLMENT_PATHS.contains(&parts.uri.path()) {
+            return Err(ServiceError::MfaRequired { enrolled: false }.into());
+        }
         Ok(Auth(subject))
+    }
+}
+
+/// The client address of a request, as an extractor (for login, which has no subject yet).
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_address(
+            parts,
+            &state.config.trusted_proxies,
+        )))
     }
 }
 
@@ -61,13 +120,12 @@ impl FromRequestParts<AppState> for Auth {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
-    /// A TOTP code, when the account has a second factor.
+    /// The current TOTP code, when the account has a second factor.
     #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "accepted now so clients can send it; verified once MFA lands"
-    )]
     pub totp: Option<String>,
+    /// A one-time recovery code instead of the TOTP code.
+    #[serde(default)]
+    pub recovery_code: Option<String>,
 }
 
 /// A successful login.
@@ -83,15 +141,22 @@ pub struct LoginResponse {
 
 /// Log in: a bearer token, and a session cookie for the console.
 #[utoipa::path(post, path = "/api/v1/login", request_body = LoginRequest, tag = "auth",
-    responses((status = 200, body = LoginResponse), (status = 401, description = "unknown user or wrong password (the same answer)")))]
+    responses((status = 200, body = LoginResponse),
+              (status = 401, description = "unknown user or wrong password (the same answer); `{\"error\":\"mfa_required\"}` when a second factor is due"),
+              (status = 403, description = "`ip_not_allowed` or `outside_login_hours`"),
+              (status = 429, description = "too many failed attempts for this user or address; see `Retry-After`")))]
 async fn login(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
-    let outcome = state
-        .warden
-        .login(&body.username, &body.password, now_ms())
-        .await?;
+    let request = warden_service::LoginRequest {
+        username: body.username.clone(),
+        password: body.password,
+        totp: body.totp,
+        recovery_code: body.recovery_code,
+    };
+    let outcome = state.warden.login(&request, client, now_ms()).await?;
     let cookie = format!(
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
         outcome.token
@@ -111,14 +176,8 @@ async fn login(
 /// Log out: the token stops working at once.
 #[utoipa::path(post, path = "/api/v1/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401)))]
-async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Auth(_subject): Auth,
-) -> ApiResult<Response> {
-    if let Some(token) = request_token(&headers) {
-        state.warden.logout(&token).await?;
-    }
+async fn logout(State(state): State<AppState>, Auth(subject): Auth) -> ApiResult<Response> {
+    state.warden.logout(&subject).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
         SET_COOKIE,
@@ -131,6 +190,8 @@ async fn logout(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeResponse {
     pub id: i64,
+    /// Whether a second factor is enrolled.
+    pub mfa_enrolled: bool,
     pub username: String,
     pub unit: String,
     pub manager: Option<String>,
@@ -148,6 +209,7 @@ async fn me(Auth(subject): Auth) -> ApiResult<Json<MeResponse>> {
         .ok_or(ServiceError::Unauthenticated)?;
     Ok(Json(MeResponse {
         id: subject.user.0,
+        mfa_enrolled: subject.snapshot.has_mfa(subject.user),
         username: user.username().to_owned(),
         unit: user.unit_name().to_owned(),
         manager: user.manager().map(|m| m.username().to_owned()),

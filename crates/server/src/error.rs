@@ -71,6 +71,33 @@ impl IntoResponse for AppError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "invalid", "field": field, "message": format!("{field}: {message}")}),
             ),
+            ServiceError::MfaRequired { enrolled: true } => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "mfa_required", "message": "send the current code as `totp` (or a `recovery_code`)"}),
+            ),
+            ServiceError::MfaRequired { enrolled: false } => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "mfa_required", "message": "a role of yours requires a second factor: enrol at POST /api/v1/me/mfa/totp"}),
+            ),
+            ServiceError::Throttled { retry_after_s } => {
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"error": "too_many_attempts", "message": format!("too many failed attempts; try again in {retry_after_s} s")})),
+                )
+                    .into_response();
+                if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_s.to_string()) {
+                    response.headers_mut().insert("retry-after", value);
+                }
+                return response;
+            }
+            ServiceError::AccessDenied(denial) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": denial.code(), "message": match denial {
+                    warden_policy::access::AccessDenial::IpNotAllowed => "your address is not allowed by an access rule",
+                    warden_policy::access::AccessDenial::OutsideLoginHours => "it is outside your login hours",
+                    warden_policy::access::AccessDenial::MfaRequired => "a second factor is required",
+                }}),
+            ),
             ServiceError::Internal(message) => {
                 tracing::error!(%message, "internal error");
                 (

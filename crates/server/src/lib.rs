@@ -11,9 +11,11 @@ mod error;
 mod json;
 mod openapi;
 mod records;
+mod security;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -31,6 +33,15 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub warden: Warden,
+    pub config: Arc<ServerConfig>,
+}
+
+/// Settings of the HTTP edge.
+#[derive(Clone, Debug, Default)]
+pub struct ServerConfig {
+    /// Proxies whose `X-Forwarded-For` is believed. From any other peer the header is ignored,
+    /// so a client cannot choose its own address.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Milliseconds since the Unix epoch: the only clock read on the request path.
@@ -41,11 +52,20 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The whole application, testable without a socket.
+/// The whole application with default settings, testable without a socket.
 pub fn app(warden: Warden) -> Router {
-    let state = AppState { warden };
+    app_with(warden, ServerConfig::default())
+}
+
+/// The whole application.
+pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
+    let state = AppState {
+        warden,
+        config: Arc::new(config),
+    };
     let api = Router::new()
         .merge(auth::router())
+        .merge(security::router())
         .merge(admin::router())
         .merge(records::router())
         .merge(openapi::router());
@@ -58,13 +78,23 @@ pub fn app(warden: Warden) -> Router {
         .with_state(state)
 }
 
-/// Serves the application on `listener` until `shutdown` completes.
+/// Serves the application with default settings on `listener` until `shutdown` completes.
 pub async fn serve(
     warden: Warden,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(warden).into_make_service_with_connect_info::<SocketAddr>();
+    serve_with(warden, ServerConfig::default(), listener, shutdown).await
+}
+
+/// Serves the application on `listener` until `shutdown` completes.
+pub async fn serve_with(
+    warden: Warden,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app_with(warden, config).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

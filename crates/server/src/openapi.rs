@@ -29,15 +29,58 @@ impl Modify for BearerAuth {
         crate::admin::list_units, crate::admin::create_unit, crate::admin::patch_unit,
         crate::admin::list_roles, crate::admin::create_role, crate::admin::get_role, crate::admin::put_role,
         crate::admin::explain, crate::admin::list_objects, crate::admin::put_control,
+        crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
+        crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
+        crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"))
+    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"))
 )]
 struct ApiDoc;
 
-/// The OpenAPI document as JSON.
+/// The OpenAPI document as JSON. One handler serves the records routes of every object
+/// (`/api/v1/{object}…`); the document lists them per object (`/api/v1/customers`,
+/// `/api/v1/customers/{id}`, …), each with its own operation id, so that clients find them
+/// by name.
 pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    let generic: Vec<String> = doc
+        .paths
+        .paths
+        .keys()
+        .filter(|path| path.starts_with("/api/v1/{object}"))
+        .cloned()
+        .collect();
+    for path in generic {
+        let Some(item) = doc.paths.paths.remove(&path) else {
+            continue;
+        };
+        for object in warden_policy::ObjectType::ALL {
+            let mut item = item.clone();
+            for operation in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Some(parameters) = &mut operation.parameters {
+                    parameters.retain(|p| p.name != "object");
+                }
+                operation.operation_id = operation
+                    .operation_id
+                    .as_ref()
+                    .map(|id| format!("{id}_{}", object.as_str()));
+            }
+            doc.paths
+                .paths
+                .insert(path.replace("{object}", object.as_str()), item);
+        }
+    }
+    doc
 }
 
 pub fn router() -> Router<AppState> {

@@ -90,8 +90,6 @@ pub struct RoleInput {
     pub permissions: Vec<Permission>,
 }
 
-const MIN_PASSWORD_CHARS: usize = 12;
-
 fn validate_name(field: &str, name: &str, max: usize) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > max {
@@ -125,14 +123,8 @@ fn validate_username(username: &str) -> Result<String> {
     }
 }
 
-fn validate_password(password: &str) -> Result<()> {
-    if password.chars().count() < MIN_PASSWORD_CHARS {
-        return Err(ServiceError::invalid(
-            "password",
-            format!("must be at least {MIN_PASSWORD_CHARS} characters"),
-        ));
-    }
-    Ok(())
+fn validate_password(username: &str, password: &str) -> Result<()> {
+    crate::security::check_password_policy(username, password)
 }
 
 fn user_view(snapshot: &Snapshot, row: &UserRow) -> UserView {
@@ -272,7 +264,7 @@ impl Warden {
             input.display_name.as_deref().unwrap_or(&username),
             200,
         )?;
-        validate_password(&input.password)?;
+        validate_password(&username, &input.password)?;
         let units = self.list_units(subject).await?;
         let unit = unit_by_name(&units, &input.unit, "unit")?;
         let manager = input
@@ -353,7 +345,7 @@ impl Warden {
         };
         let hash = match update.password {
             Some(password) => {
-                validate_password(&password)?;
+                validate_password(username, &password)?;
                 Some(
                     tokio::task::spawn_blocking(move || hash_password(&password))
                         .await
@@ -592,7 +584,7 @@ mod tests {
         for bad in ["", "Rep1", "a b", "x'--", &"a".repeat(65)] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }
-        assert!(validate_password("short").is_err());
-        assert!(validate_password("twelve chars").is_ok());
+        assert!(validate_password("rep1", "short").is_err());
+        assert!(validate_password("rep1", "twelve chars").is_ok());
     }
 }

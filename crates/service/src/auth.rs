@@ -1,5 +1,7 @@
-//! Login, sessions and the authenticated [`Subject`] of every request.
+//! Login, sessions and the authenticated [`Subject`] of every request: passwords, second
+//! factors, throttling of guesses, and the access rules checked on every request.
 
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{
@@ -9,7 +11,9 @@ use argon2::Argon2;
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use warden_policy::access::AccessDenial;
 use warden_policy::{Permission, Snapshot, Timestamp, UserId};
+use warden_store::{address_key, user_key};
 
 use crate::{Result, ServiceError, Warden};
 
@@ -21,6 +25,12 @@ pub struct Subject {
     pub snapshot: Arc<Snapshot>,
     /// The time of the request.
     pub now: Timestamp,
+    /// The client's address (after trusted proxies).
+    pub client: IpAddr,
+    /// The hash of the session's token (to end the other sessions, to log out).
+    pub session_hash: String,
+    /// A role requires a second factor the user does not have yet: only enrolment is allowed.
+    pub mfa_pending: bool,
 }
 
 impl Subject {
@@ -42,6 +52,15 @@ impl Subject {
     }
 }
 
+/// What a login presents. No `Debug`: it holds secrets.
+#[derive(Clone, Default)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    pub totp: Option<String>,
+    pub recovery_code: Option<String>,
+}
+
 /// A successful login.
 #[derive(Debug, Clone)]
 pub struct LoginOutcome {
@@ -61,13 +80,21 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))
 }
 
-fn verify_password(password: &str, stored: &str) -> bool {
+pub(crate) fn verify_password(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
         Ok(hash) => Argon2::default()
             .verify_password(password.as_bytes(), &hash)
             .is_ok(),
         Err(_) => false,
     }
+}
+
+/// Verifies off the async threads (argon2 takes tens of milliseconds by design).
+pub(crate) async fn verify_password_blocking(password: &str, stored: String) -> Result<bool> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || verify_password(&password, &stored))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
 /// A hash that no password matches, verified for unknown users so that a login takes the
@@ -81,7 +108,7 @@ fn decoy_hash() -> &'static str {
     })
 }
 
-fn hex_string(bytes: &[u8]) -> String {
+pub(crate) fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -91,33 +118,90 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex_string(&Sha256::digest(token.as_bytes()))
 }
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl Warden {
-    /// Checks a username and password; on success opens a session.
+    /// Refuses while any of `keys` is locked.
+    async fn check_throttle(&self, keys: &[String], now: Timestamp) -> Result<()> {
+        for key in keys {
+            let state = self.store.throttle(key).await?;
+            if state.locked_until > now {
+                let retry_after_s = (state.locked_until - now + 999) / 1000;
+                return Err(ServiceError::Throttled { retry_after_s });
+            }
+        }
+        Ok(())
+    }
+
+    async fn login_failed(&self, keys: &[String], now: Timestamp) -> Result<ServiceError> {
+        let c = &self.config;
+        // The address key gets a higher threshold: many users may share one address.
+        self.store
+            .record_login_failure(
+                &keys[..1],
+                now,
+                c.failure_window_ms,
+                c.user_lock_threshold,
+                c.lock_ms,
+            )
+            .await?;
+        self.store
+            .record_login_failure(
+                &keys[1..],
+                now,
+                c.failure_window_ms,
+                c.address_lock_threshold,
+                c.lock_ms,
+            )
+            .await?;
+        Ok(ServiceError::Unauthenticated)
+    }
+
+    /// Checks the credentials (and the second factor, and the access rules); on success
+    /// opens a session. Every failure of an unknown user, a wrong password, a wrong code
+    /// counts against the username and the client address alike, and a locked key refuses
+    /// even the right password: nothing here tells whether a user exists.
     pub async fn login(
         &self,
-        username: &str,
-        password: &str,
+        request: &LoginRequest,
+        client: IpAddr,
         now: Timestamp,
     ) -> Result<LoginOutcome> {
-        let credentials = self.store.credentials(username).await?;
+        let keys = [user_key(&request.username), address_key(client)];
+        self.check_throttle(&keys, now).await?;
+        let credentials = self.store.credentials(&request.username).await?;
         let (user, stored, disabled) = match credentials {
             Some((user, hash, disabled)) => (Some(user), hash, disabled),
             None => (None, decoy_hash().to_owned(), true),
         };
-        let password = password.to_owned();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let matches = verify_password_blocking(&request.password, stored).await?;
         let user = match user {
             Some(user) if matches && !disabled => user,
-            _ => return Err(ServiceError::Unauthenticated),
+            _ => return Err(self.login_failed(&keys, now).await?),
         };
+        let totp = self.store.totp_state(user).await?;
+        if totp.enabled {
+            let passed = match (&request.totp, &request.recovery_code) {
+                (Some(code), _) => self.accept_totp(user, &totp, code, now).await?,
+                (None, Some(code)) => self.accept_recovery_code(user, code, now).await?,
+                (None, None) => return Err(ServiceError::MfaRequired { enrolled: true }),
+            };
+            if !passed {
+                return Err(self.login_failed(&keys, now).await?);
+            }
+        }
+        let snapshot = self.current_snapshot().await?;
+        match snapshot.access_check(user, client, now) {
+            Ok(()) | Err(AccessDenial::MfaRequired) => {}
+            Err(denial) => return Err(ServiceError::AccessDenied(denial)),
+        }
+        for key in &keys {
+            self.store.clear_throttle(key).await?;
+        }
         let token = new_token();
         let expires_at = now + self.config.session_lifetime_ms;
         let mut tx = self.store.begin().await?;
@@ -132,11 +216,21 @@ impl Warden {
     }
 
     /// Resolves a bearer token to its subject, on a snapshot no older than the database's
-    /// epoch. Expired sessions, disabled and deleted users are all 401.
-    pub async fn authenticate(&self, token: &str, now: Timestamp) -> Result<Subject> {
-        let (session, epoch) = self.store.session_and_epoch(&token_hash(token)).await?;
+    /// epoch. Expired or idle sessions, disabled and deleted users are all 401; an access rule
+    /// that refuses this address or time is 403 — on every request, not only at login.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        client: IpAddr,
+        now: Timestamp,
+    ) -> Result<Subject> {
+        let hash = token_hash(token);
+        let (session, epoch) = self.store.session_and_epoch(&hash).await?;
         let session = session.ok_or(ServiceError::Unauthenticated)?;
         if now >= session.expires_at {
+            return Err(ServiceError::Unauthenticated);
+        }
+        if session.kind == "login" && now - session.last_used_at > self.config.session_idle_ms {
             return Err(ServiceError::Unauthenticated);
         }
         let snapshot = self.snapshot_at_least(epoch).await?;
@@ -146,19 +240,32 @@ impl Warden {
         if view.disabled() {
             return Err(ServiceError::Unauthenticated);
         }
+        let mfa_pending = match snapshot.access_check(session.user, client, now) {
+            Ok(()) => false,
+            Err(AccessDenial::MfaRequired) => true,
+            Err(denial) => return Err(ServiceError::AccessDenied(denial)),
+        };
+        // Activity is written at most once a minute per session: idle expiry needs no finer
+        // grain, and a write per request would halve the read throughput.
+        if now - session.last_used_at > 60_000 {
+            self.store.touch_session(&hash, now).await?;
+        }
         let username = view.username().to_owned();
         Ok(Subject {
             user: session.user,
             username,
             snapshot,
             now,
+            client,
+            session_hash: hash,
+            mfa_pending,
         })
     }
 
-    /// Ends the session of `token`.
-    pub async fn logout(&self, token: &str) -> Result<()> {
+    /// Ends the subject's session.
+    pub async fn logout(&self, subject: &Subject) -> Result<()> {
         let mut tx = self.store.begin().await?;
-        tx.delete_session(&token_hash(token)).await?;
+        tx.delete_session(&subject.session_hash).await?;
         tx.commit().await?;
         Ok(())
     }

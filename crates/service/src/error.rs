@@ -20,6 +20,16 @@ pub enum ServiceError {
     /// Bad input (422), naming the field.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// The password was right but a second factor is due (401 `mfa_required`), or a role
+    /// requires one and the user must enrol before anything else (403 `mfa_required`).
+    #[error("a second factor is required")]
+    MfaRequired { enrolled: bool },
+    /// Too many failed logins for this user or address (429, with `Retry-After`).
+    #[error("too many failed attempts; try again in {retry_after_s} s")]
+    Throttled { retry_after_s: i64 },
+    /// An access rule refuses this address or time (403 with the rule's code).
+    #[error("access refused by an access rule: {}", .0.code())]
+    AccessDenied(warden_policy::access::AccessDenial),
     /// Something failed inside (500); the message is logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),

@@ -15,13 +15,17 @@ pub mod demo;
 mod error;
 mod explain;
 mod records;
+mod security;
 mod state;
 
 pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
-pub use auth::{LoginOutcome, Subject};
+pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, ReasonReport};
 pub use records::{Page, RecordInput, RecordView};
+pub use security::{
+    check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
+};
 pub use state::{Config, Warden};
 
 /// Result type of the service.

@@ -10,8 +10,20 @@ use crate::{Result, ServiceError};
 /// Tunables of the service.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// How long a login session lives, in milliseconds.
+    /// How long a login session lives at most, in milliseconds.
     pub session_lifetime_ms: i64,
+    /// How long a login session lives without use.
+    pub session_idle_ms: i64,
+    /// Consecutive failures counted together when no older than this.
+    pub failure_window_ms: i64,
+    /// Failures of one username that lock it.
+    pub user_lock_threshold: i64,
+    /// Failures from one address that lock it.
+    pub address_lock_threshold: i64,
+    /// First lock duration; each further failure doubles it (at most a day).
+    pub lock_ms: i64,
+    /// Longest lifetime of an API token.
+    pub api_token_max_lifetime_ms: i64,
     /// Largest page a list returns.
     pub max_page_size: u32,
     /// Page size when the caller gives none.
@@ -22,6 +34,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             session_lifetime_ms: 12 * 60 * 60 * 1000,
+            session_idle_ms: 30 * 60 * 1000,
+            failure_window_ms: 15 * 60 * 1000,
+            user_lock_threshold: 5,
+            address_lock_threshold: 30,
+            lock_ms: 15 * 60 * 1000,
+            api_token_max_lifetime_ms: 366 * 24 * 60 * 60 * 1000,
             max_page_size: 200,
             default_page_size: 50,
         }

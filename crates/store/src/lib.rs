@@ -14,6 +14,7 @@ mod connect;
 mod error;
 mod org;
 mod records;
+mod security;
 mod sessions;
 mod sql;
 #[doc(hidden)]
@@ -22,7 +23,10 @@ pub mod testing;
 pub use connect::{Backend, Store, Tx};
 pub use error::StoreError;
 pub use org::{NewUser, RoleRow, UnitRow, UserChanges, UserRow};
-pub use records::{ListPage, NewRecord, Record, RecordChanges};
+pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};
+pub use security::{
+    address_key, rules_from_json, rules_to_json, user_key, ApiTokenRow, ThrottleState, TotpState,
+};
 pub use sessions::SessionRow;
 
 /// Result type of the store.

@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 use warden_policy::{
-    Action, Control, Grant, Model, ObjectType, Permission, RoleAssignment, RoleDef, RoleId, Scope,
-    Timestamp, UnitDef, UnitId, UserDef, UserId,
+    AccessOwner, Action, Control, Grant, Model, ObjectType, Permission, RoleAssignment, RoleDef,
+    RoleId, Scope, Timestamp, UnitDef, UnitId, UserDef, UserId,
 };
 
 use crate::{Backend, Result, Store, StoreError, Tx};
@@ -208,9 +208,37 @@ impl Store {
                 Ok((object, control))
             })
             .collect::<Result<Vec<_>>>()?;
+        let mfa_enrolled =
+            sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE totp_enabled = 1 ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(UserId)
+                .collect();
+        let access_rules = sqlx::query(
+            "SELECT owner_kind, owner_id, rules FROM access_rules ORDER BY owner_kind, owner_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            let kind: String = row.try_get(0)?;
+            let id: i64 = row.try_get(1)?;
+            let rules = crate::security::rules_from_json(&row.try_get::<String, _>(2)?)
+                .map_err(|message| corrupt("access_rules", "rules", message))?;
+            let owner = if kind == "role" {
+                AccessOwner::Role(RoleId(id))
+            } else {
+                AccessOwner::User(UserId(id))
+            };
+            Ok((owner, rules))
+        })
+        .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
         Ok(Model {
             epoch,
+            access_rules,
+            mfa_enrolled,
             units,
             users,
             roles: roles

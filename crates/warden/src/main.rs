@@ -43,6 +43,9 @@ struct DemoArgs {
     /// How many customers to seed.
     #[arg(long, default_value_t = 2000)]
     customers: usize,
+    /// A proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// Password of every demo user (default: a random one, printed).
     #[arg(long, env = "WARDEN_DEMO_PASSWORD")]
     password: Option<String>,
@@ -59,6 +62,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// A proxy whose X-Forwarded-For is believed (repeatable), e.g. 10.0.0.0/8. Requests from
+    /// any other address are judged by their socket's address, whatever their headers say.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 fn now_ms() -> i64 {
@@ -75,13 +82,18 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(warden: Warden, listen: SocketAddr) -> anyhow::Result<()> {
+async fn serve(
+    warden: Warden,
+    listen: SocketAddr,
+    trusted_proxies: Vec<ipnet::IpNet>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     println!("Warden listening on http://{address}");
-    warden_server::serve(warden, listener, shutdown_signal()).await?;
+    let config = warden_server::ServerConfig { trusted_proxies };
+    warden_server::serve_with(warden, config, listener, shutdown_signal()).await?;
     Ok(())
 }
 
@@ -138,13 +150,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");
     let warden = Warden::new(store, Config::default()).await?;
-    serve(warden, args.listen).await
+    serve(warden, args.listen, args.trusted_proxies).await
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.data, args.database_url.as_deref()).await?;
     let warden = Warden::new(store, Config::default()).await?;
-    serve(warden, args.listen).await
+    serve(warden, args.listen, args.trusted_proxies).await
 }
 
 fn main() -> anyhow::Result<()> {
