@@ -402,6 +402,7 @@ pub fn generate(spec: WorldSpec, mut progress: impl FnMut(u64)) -> World {
         users,
         roles: role_defs(),
         controls: Vec::new(),
+        ..Default::default()
     };
 
     // Customers: nine in ten owned by someone on the deepest level (the reps), the rest by
