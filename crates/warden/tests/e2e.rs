@@ -1,0 +1,30 @@
+//! End-to-end: the real `warden` binary, seeded with the demo organisation and served on a
+//! free port, walked over HTTP as every demo user — on SQLite always, and on PostgreSQL when
+//! `WARDEN_TEST_POSTGRES_URL` is set. One server per backend runs every check in turn
+//! (read-only checks first, the ones that move or disable users last).
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/walk.rs"]
+mod walk;
+
+use harness::{Backend, Server};
+
+#[tokio::test]
+async fn the_demo_walk_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    walk::everything(&server).await;
+}
+
+#[tokio::test]
+async fn the_demo_walk_on_postgres() {
+    let Some(url) =
+        warden_store::testing::fresh_postgres_database("the_demo_walk_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    walk::everything(&server).await;
+}

@@ -1,0 +1,433 @@
+//! The harness of the end-to-end suite: the real `warden` binary started as a child process
+//! on a free port (killed when the guard drops), and a small HTTP client that logs every demo
+//! user in and answers each request with its status and JSON body.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, Url};
+use serde_json::Value;
+
+/// The password every demo user gets.
+pub const PASSWORD: &str = "e2e-demo-password-42";
+/// How many customers the demo is seeded with.
+pub const CUSTOMERS: usize = 200;
+/// The demo's users (PRODUCT.md, "Demo organisation").
+pub const USERS: &[&str] = &[
+    "admin",
+    "manager",
+    "supervisor1",
+    "supervisor2",
+    "rep1",
+    "rep2",
+    "rep3",
+    "rep4",
+    "support",
+    "finance",
+    "auditor",
+    "portal-acme",
+];
+/// The demo's sales reps, who own every seeded customer.
+pub const REPS: &[&str] = &["rep1", "rep2", "rep3", "rep4"];
+
+/// How long the server may take to seed and come up.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Where the demo keeps its data.
+pub enum Backend {
+    /// A fresh SQLite data directory.
+    Sqlite,
+    /// A fresh PostgreSQL database (its URL).
+    Postgres(String),
+}
+
+/// A running `warden demo`; killed (and reaped) on drop. When dropped during a panic, it
+/// prints the server's output so a failed check comes with the server's side of the story.
+pub struct Server {
+    child: Child,
+    pub name: &'static str,
+    pub base: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    /// The data directory and the output files; removed after the child is gone.
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("an HTTP client")
+}
+
+impl Server {
+    /// Seeds the demo (200 customers) on `backend` and serves it; returns once `/healthz`
+    /// answers. Fails with the server's output if it exits or does not come up in time.
+    pub async fn start(backend: Backend) -> Server {
+        let name = match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        let started = Instant::now();
+        // The port is free when picked but could be taken before the child binds it: then the
+        // child exits with "cannot listen", and we try another (the data is already seeded).
+        for attempt in 1..=3 {
+            let listen = format!("127.0.0.1:{}", free_port());
+            let stdout = dir.path().join(format!("stdout.{attempt}.log"));
+            let stderr = dir.path().join(format!("stderr.{attempt}.log"));
+            let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
+            command.arg("demo");
+            match &backend {
+                Backend::Sqlite => command.arg("--data").arg(dir.path().join("data")),
+                Backend::Postgres(url) => command.arg("--database-url").arg(url),
+            };
+            command
+                .args(["--listen", &listen])
+                .args(["--customers", &CUSTOMERS.to_string()])
+                .args(["--password", PASSWORD])
+                .env_remove("WARDEN_DATABASE_URL")
+                .env_remove("WARDEN_DEMO_PASSWORD")
+                .env("WARDEN_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(File::create(&stdout).expect("a stdout file"))
+                .stderr(File::create(&stderr).expect("a stderr file"));
+            let child = command.spawn().expect("start the warden binary");
+            let mut server = Server {
+                child,
+                name,
+                base: format!("http://{listen}"),
+                stdout,
+                stderr,
+                _dir: dir.clone(),
+            };
+            match server.wait_until_up().await {
+                Ok(()) => {
+                    eprintln!(
+                        "e2e [{name}] warden demo seeded and serving at {} after {} ms",
+                        server.base,
+                        started.elapsed().as_millis()
+                    );
+                    return server;
+                }
+                Err(output) if output.contains("cannot listen") && attempt < 3 => {
+                    eprintln!("e2e [{name}] {listen} was taken; trying another port");
+                }
+                Err(output) => {
+                    panic!("e2e [{name}] warden demo did not come up at {listen}:\n{output}")
+                }
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    /// Polls `/healthz`; `Err(output)` when the child exits or the deadline passes.
+    async fn wait_until_up(&mut self) -> Result<(), String> {
+        let http = http_client();
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return Err(format!("it exited with {status}\n{}", self.output()));
+            }
+            if let Ok(response) = http
+                .get(format!("{}/healthz", self.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                let status = response.status().as_u16();
+                let text = response.text().await.unwrap_or_default();
+                if status == 200 && text == "ok" {
+                    return Ok(());
+                }
+                return Err(format!(
+                    "GET /healthz answered {status} {text:?}\n{}",
+                    self.output()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no answer on /healthz within {} s\n{}",
+                    STARTUP_DEADLINE.as_secs(),
+                    self.output()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What the server printed so far.
+    pub fn output(&self) -> String {
+        let read = |path: &PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            read(&self.stdout),
+            read(&self.stderr)
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("e2e [{}] server output:\n{}", self.name, self.output());
+        }
+    }
+}
+
+/// One answer: the status, and the body as JSON (`Null` when empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub text: String,
+    pub www_authenticate: Option<String>,
+}
+
+impl Reply {
+    /// `field` of a 422 body.
+    pub fn field(&self) -> &str {
+        self.body["field"].as_str().unwrap_or_default()
+    }
+}
+
+/// A request body.
+pub enum Body<'a> {
+    None,
+    Json(Value),
+    /// Sent as it is, with `Content-Type: application/json`.
+    Raw(&'a str),
+}
+
+/// The demo's HTTP API, with a token for every demo user.
+pub struct Api {
+    http: reqwest::Client,
+    pub base: String,
+    /// The backend's name, for assertion messages.
+    pub name: &'static str,
+    tokens: HashMap<String, String>,
+}
+
+impl Api {
+    /// Logs every demo user in.
+    pub async fn login_everyone(server: &Server) -> Api {
+        let mut api = Api {
+            http: http_client(),
+            base: server.base.clone(),
+            name: server.name,
+            tokens: HashMap::new(),
+        };
+        for user in USERS {
+            let reply = api.login(user, PASSWORD).await;
+            assert_eq!(
+                reply.status, 200,
+                "[{}] login of {user}: {}",
+                api.name, reply.text
+            );
+            let token = reply.body["token"]
+                .as_str()
+                .unwrap_or_else(|| {
+                    panic!("[{}] login of {user}: no token: {}", api.name, reply.text)
+                })
+                .to_owned();
+            api.tokens.insert((*user).to_owned(), token);
+        }
+        api
+    }
+
+    /// The token `user` logged in with.
+    pub fn token(&self, user: &str) -> &str {
+        self.tokens
+            .get(user)
+            .unwrap_or_else(|| panic!("no token for {user}"))
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Body::Json(serde_json::json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
+    /// Any request; `token` goes into `Authorization: Bearer`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Body<'_>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(&value),
+            Body::Raw(text) => request
+                .header("content-type", "application/json")
+                .body(text.to_owned()),
+        };
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("[{}] {method} {path}: {e}", self.name));
+        let status = response.status().as_u16();
+        let www_authenticate = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("[{}] {method} {path}: reading the body: {e}", self.name));
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            text,
+            www_authenticate,
+        }
+    }
+
+    pub async fn get(&self, user: &str, path: &str) -> Reply {
+        self.request(Method::GET, path, Some(self.token(user)), Body::None)
+            .await
+    }
+
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(self.token(user)), Body::Json(body))
+            .await
+    }
+
+    pub async fn patch(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.request(
+            Method::PATCH,
+            path,
+            Some(self.token(user)),
+            Body::Json(body),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, user: &str, path: &str) -> Reply {
+        self.request(Method::DELETE, path, Some(self.token(user)), Body::None)
+            .await
+    }
+
+    /// Every customer `user` may read, paging through `next_cursor` `limit` at a time;
+    /// checks the pages are in ascending id order without repeats.
+    pub async fn all_customers(&self, user: &str, limit: usize) -> Vec<Value> {
+        let mut items: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..=CUSTOMERS * 2 {
+            let mut url = Url::parse(&format!("{}/api/v1/customers", self.base)).expect("a URL");
+            url.query_pairs_mut()
+                .append_pair("limit", &limit.to_string());
+            if let Some(cursor) = &cursor {
+                url.query_pairs_mut().append_pair("cursor", cursor);
+            }
+            let path = &url.as_str()[self.base.len()..];
+            let reply = self.get(user, path).await;
+            assert_eq!(
+                reply.status, 200,
+                "[{}] {user}: GET {path}: {}",
+                self.name, reply.text
+            );
+            let page = reply.body["items"].as_array().unwrap_or_else(|| {
+                panic!(
+                    "[{}] {user}: GET {path}: no items: {}",
+                    self.name, reply.text
+                )
+            });
+            assert!(
+                page.len() <= limit,
+                "[{}] {user}: GET {path}: {} items on a page of {limit}",
+                self.name,
+                page.len()
+            );
+            items.extend(page.iter().cloned());
+            match &reply.body["next_cursor"] {
+                Value::Null => {
+                    let ids: Vec<i64> = items.iter().map(id).collect();
+                    assert!(
+                        ids.windows(2).all(|w| w[0] < w[1]),
+                        "[{}] {user}: the pages are not in strictly ascending id order: {ids:?}",
+                        self.name
+                    );
+                    return items;
+                }
+                Value::String(next) => {
+                    assert!(
+                        !page.is_empty(),
+                        "[{}] {user}: GET {path}: an empty page with a next_cursor",
+                        self.name
+                    );
+                    cursor = Some(next.clone());
+                }
+                other => panic!(
+                    "[{}] {user}: GET {path}: next_cursor is {other}, not a string or null",
+                    self.name
+                ),
+            }
+        }
+        panic!("[{}] {user}: the list never ends", self.name)
+    }
+}
+
+/// The `id` of a record.
+pub fn id(record: &Value) -> i64 {
+    record["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a record without an id: {record}"))
+}
+
+/// The ids of records.
+pub fn ids(records: &[Value]) -> BTreeSet<i64> {
+    records.iter().map(id).collect()
+}
+
+/// Who owns what, as the administrator sees it right after seeding.
+#[derive(Debug, Clone)]
+pub struct Truth {
+    pub owner_of: BTreeMap<i64, String>,
+}
+
+impl Truth {
+    /// The customers owned by any of `owners`.
+    pub fn owned_by(&self, owners: &[&str]) -> BTreeSet<i64> {
+        self.owner_of
+            .iter()
+            .filter(|(_, owner)| owners.contains(&owner.as_str()))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Every customer.
+    pub fn all(&self) -> BTreeSet<i64> {
+        self.owner_of.keys().copied().collect()
+    }
+
+    /// The first customers of `owner`, in id order.
+    pub fn some_of(&self, owner: &str, n: usize) -> Vec<i64> {
+        self.owned_by(&[owner]).into_iter().take(n).collect()
+    }
+}
