@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -54,12 +54,13 @@ const ENROLMENT_PATHS: &[&str] = &[
 
 /// The client's address: the socket's peer, unless the peer is a trusted proxy, in which case
 /// the right-most address of `X-Forwarded-For` that is not itself a trusted proxy. An unknown
-/// peer is `0.0.0.0`, which no allow-list contains (fail closed).
+/// peer is `0.0.0.0`, which no allow-list contains (fail closed). IPv4-mapped IPv6 addresses
+/// (an IPv4 client of a dual-stack `[::]` listener) count as the IPv4 addresses they are.
 pub(crate) fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip())
+        .map(|info| info.0.ip().to_canonical())
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     if !trusted.iter().any(|net| net.contains(&peer)) {
         return peer;
@@ -71,6 +72,7 @@ pub(crate) fn client_address(parts: &Parts, trusted: &[ipnet::IpNet]) -> IpAddr 
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .map(|a| a.to_canonical())
         .collect();
     forwarded
         .iter()
@@ -90,7 +92,12 @@ impl FromRequestParts<AppState> for Auth {
         let token = request_token(&parts.headers).ok_or(ServiceError::Unauthenticated)?;
         let client = client_address(parts, &state.config.trusted_proxies);
         let subject = state.warden.authenticate(&token, client, now_ms()).await?;
-        if subject.mfa_pending && !ENROLMENT_PATHS.contains(&parts.uri.path()) {
+        // Inside the `/api/v1` nest, `parts.uri` has lost its prefix: compare the original.
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(parts.uri.path(), |original| original.0.path());
+        if subject.mfa_pending && !ENROLMENT_PATHS.contains(&path) {
             return Err(ServiceError::MfaRequired { enrolled: false }.into());
         }
         Ok(Auth(subject))
@@ -249,5 +256,38 @@ mod tests {
         assert_eq!(request_token(&headers).as_deref(), Some("fromheader"));
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(request_token(&headers), None);
+    }
+
+    #[test]
+    fn ipv4_clients_of_a_dual_stack_listener_are_ipv4() {
+        let parts = |peer: &str, forwarded: Option<&str>| {
+            let mut request = axum::http::Request::builder();
+            if let Some(forwarded) = forwarded {
+                request = request.header("x-forwarded-for", forwarded);
+            }
+            let (mut parts, ()) = request.body(()).unwrap().into_parts();
+            parts
+                .extensions
+                .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            parts
+        };
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_address(&parts("[::ffff:203.0.113.7]:4000", None), &[]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_address(
+                &parts("[::ffff:10.1.2.3]:4000", Some("::ffff:198.51.100.1")),
+                &proxies
+            ),
+            ip("198.51.100.1"),
+            "a mapped proxy is trusted, a mapped forwarded address is IPv4"
+        );
+        assert_eq!(
+            client_address(&parts("[2001:db8::1]:4000", Some("203.0.113.7")), &proxies),
+            ip("2001:db8::1")
+        );
     }
 }

@@ -226,12 +226,21 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn parse_clock(field: &str, text: &str) -> ApiResult<u16> {
     let invalid = || AppError::invalid(field, "must be a time HH:MM");
-    let (h, m) = text.split_once(':').ok_or_else(invalid)?;
-    let (h, m): (u16, u16) = (
-        h.parse().map_err(|_| invalid())?,
-        m.parse().map_err(|_| invalid())?,
+    let bytes = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| -> Option<u16> {
+        let part = bytes.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
+    };
+    if bytes.len() != 5 || bytes[2] != b':' {
+        return Err(invalid());
+    }
+    let (h, m) = (
+        digits(0..2).ok_or_else(invalid)?,
+        digits(3..5).ok_or_else(invalid)?,
     );
-    if h > 24 || m > 59 || (h == 24 && m > 0) || text.len() != 5 {
+    if h > 24 || m > 59 || (h == 24 && m > 0) {
         return Err(invalid());
     }
     Ok(h * 60 + m)
@@ -471,5 +480,9 @@ mod tests {
             "login_hours.time_zone"
         );
         assert_eq!(field(hours("UTC", "9am")), "login_hours.from");
+        for bad in ["9:000", "+9:00", "09-00", "25:00", "24:01", "09:60"] {
+            assert_eq!(field(hours("UTC", bad)), "login_hours.from", "{bad}");
+        }
+        assert!(parse_clock("f", "24:00").is_ok());
     }
 }

@@ -199,9 +199,9 @@ impl Warden {
             Ok(()) | Err(AccessDenial::MfaRequired) => {}
             Err(denial) => return Err(ServiceError::AccessDenied(denial)),
         }
-        for key in &keys {
-            self.store.clear_throttle(key).await?;
-        }
+        // Only the username's count starts over: an address's count decays with time, so one
+        // valid account cannot be used to reset a spray across many usernames.
+        self.store.clear_throttle(&keys[0]).await?;
         let token = new_token();
         let expires_at = now + self.config.session_lifetime_ms;
         let mut tx = self.store.begin().await?;

@@ -199,6 +199,9 @@ impl Store {
 
     /// Counts a failed login for every key; locks a key for `lock_ms` once it reaches
     /// `threshold` consecutive failures (failures older than `window_ms` start over).
+    ///
+    /// Each count is one atomic upsert, so concurrent failures are all counted on PostgreSQL
+    /// too (a read-then-write would lose updates between transactions).
     pub async fn record_login_failure(
         &self,
         keys: &[String],
@@ -209,42 +212,28 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         for key in keys {
-            let state = {
-                let row = sqlx::query("SELECT failures, last_failure_at, locked_until FROM login_throttle WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx.tx)
-                    .await?;
-                match row {
-                    None => ThrottleState::default(),
-                    Some(row) => ThrottleState {
-                        failures: row.try_get(0)?,
-                        last_failure_at: row.try_get(1)?,
-                        locked_until: row.try_get(2)?,
-                    },
-                }
-            };
-            let failures = if now - state.last_failure_at > window_ms {
-                1
-            } else {
-                state.failures + 1
-            };
-            let locked_until = if failures >= threshold {
-                // Each further failure while at the threshold doubles the lock, up to a day.
-                let extra = (failures - threshold).min(6);
-                now + (lock_ms << extra).min(24 * 60 * 60 * 1000)
-            } else {
-                state.locked_until
-            };
-            sqlx::query(
-                "INSERT INTO login_throttle (key, failures, last_failure_at, locked_until) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, last_failure_at = excluded.last_failure_at, locked_until = excluded.locked_until",
+            let failures: i64 = sqlx::query_scalar(
+                "INSERT INTO login_throttle (key, failures, last_failure_at, locked_until) VALUES ($1, 1, $2, 0) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN $2 - login_throttle.last_failure_at > $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+                   last_failure_at = $2 \
+                 RETURNING failures",
             )
             .bind(key)
-            .bind(failures)
             .bind(now)
-            .bind(locked_until)
-            .execute(&mut *tx.tx)
+            .bind(window_ms)
+            .fetch_one(&mut *tx.tx)
             .await?;
+            if failures >= threshold {
+                // Each further failure at the threshold doubles the lock, up to a day.
+                let extra = (failures - threshold).min(6);
+                let until = now + (lock_ms << extra).min(24 * 60 * 60 * 1000);
+                sqlx::query("UPDATE login_throttle SET locked_until = CASE WHEN locked_until < $2 THEN $2 ELSE locked_until END WHERE key = $1")
+                    .bind(key)
+                    .bind(until)
+                    .execute(&mut *tx.tx)
+                    .await?;
+            }
         }
         tx.commit().await
     }

@@ -627,3 +627,33 @@ fn postgres_runs_when_configured() {
     };
     assert_eq!(names.len(), expected, "{names:?}");
 }
+
+#[test]
+fn concurrent_login_failures_are_all_counted() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for (name, store, _dir) in databases("concurrent_login_failures").await {
+            let key = vec!["user:someone".to_owned()];
+            let tasks: Vec<_> = (0..20)
+                .map(|_| {
+                    let (store, key) = (store.clone(), key.clone());
+                    tokio::spawn(async move {
+                        store
+                            .record_login_failure(&key, NOW, 60_000, 5, 1_000)
+                            .await
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap().unwrap();
+            }
+            let state = store.throttle("user:someone").await.unwrap();
+            assert_eq!(state.failures, 20, "{name}: every failure counts");
+            assert!(state.locked_until > NOW, "{name}: and the key is locked");
+        }
+    });
+}

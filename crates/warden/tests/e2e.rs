@@ -1,12 +1,16 @@
 //! End-to-end: the real `warden` binary, seeded with the demo organisation and served on a
 //! free port, walked over HTTP as every demo user — on SQLite always, and on PostgreSQL when
 //! `WARDEN_TEST_POSTGRES_URL` is set. One server per backend runs every check in turn
-//! (read-only checks first, the ones that move or disable users last).
+//! (read-only checks first, the ones that move or disable users last). The access-control
+//! checks (`e2e/security.rs`) lock accounts and set rules: they get servers of their own, one
+//! of them started with `--trusted-proxy`.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/security.rs"]
+mod security;
 #[path = "e2e/walk.rs"]
 mod walk;
 
@@ -27,4 +31,42 @@ async fn the_demo_walk_on_postgres() {
     };
     let server = Server::start(Backend::Postgres(url)).await;
     walk::everything(&server).await;
+}
+
+/// Access control on a server of its own: it locks accounts and sets rules.
+#[tokio::test]
+async fn security_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    security::everything(&server).await;
+}
+
+#[tokio::test]
+async fn security_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("security_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    security::everything(&server).await;
+}
+
+/// `X-Forwarded-For` is read only from a trusted proxy: a server started with one.
+#[tokio::test]
+async fn security_behind_a_trusted_proxy_on_sqlite() {
+    let server = Server::start_with(Backend::Sqlite, &["--trusted-proxy", "127.0.0.1/32"]).await;
+    security::behind_a_trusted_proxy(&server).await;
+}
+
+#[tokio::test]
+async fn security_behind_a_trusted_proxy_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database(
+        "security_behind_a_trusted_proxy_on_postgres",
+    )
+    .await
+    else {
+        return;
+    };
+    let server =
+        Server::start_with(Backend::Postgres(url), &["--trusted-proxy", "127.0.0.1/32"]).await;
+    security::behind_a_trusted_proxy(&server).await;
 }

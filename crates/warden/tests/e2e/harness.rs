@@ -75,6 +75,11 @@ impl Server {
     /// Seeds the demo (200 customers) on `backend` and serves it; returns once `/healthz`
     /// answers. Fails with the server's output if it exits or does not come up in time.
     pub async fn start(backend: Backend) -> Server {
+        Server::start_with(backend, &[]).await
+    }
+
+    /// [`Server::start`] with further arguments for `warden demo` (e.g. `--trusted-proxy`).
+    pub async fn start_with(backend: Backend, extra_args: &[&str]) -> Server {
         let name = match backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres(_) => "postgres",
@@ -97,6 +102,7 @@ impl Server {
                 .args(["--listen", &listen])
                 .args(["--customers", &CUSTOMERS.to_string()])
                 .args(["--password", PASSWORD])
+                .args(extra_args)
                 .env_remove("WARDEN_DATABASE_URL")
                 .env_remove("WARDEN_DEMO_PASSWORD")
                 .env("WARDEN_LOG", "warn")
@@ -195,6 +201,7 @@ pub struct Reply {
     pub body: Value,
     pub text: String,
     pub www_authenticate: Option<String>,
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -273,8 +280,24 @@ impl Api {
         token: Option<&str>,
         body: Body<'_>,
     ) -> Reply {
+        self.request_with_headers(method, path, token, body, &[])
+            .await
+    }
+
+    /// [`Api::request`] with further request headers (e.g. `X-Forwarded-For`).
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Body<'_>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method.clone(), &url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -295,6 +318,11 @@ impl Api {
             .get("www-authenticate")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response
             .text()
             .await
@@ -305,6 +333,7 @@ impl Api {
             body,
             text,
             www_authenticate,
+            retry_after,
         }
     }
 
