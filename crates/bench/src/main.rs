@@ -7,7 +7,9 @@
 //!
 //! Generates the standard world (or the quick one) from a seed, compiles Warden's snapshot,
 //! builds the same rules in `cedar-policy` and `casbin`, decides the same requests with all
-//! of them on this thread, compares every decision and reports the figures. With `--json`,
+//! of them on this thread, compares every decision; then seeds the world into a fresh SQLite
+//! database and measures list pages, moving a manager and HTTP reads (`store_bench`), and
+//! reports the figures. With `--json`,
 //! stdout holds exactly one JSON object; progress goes to stderr. Exits with status 1 when the
 //! engines disagree on any request (after printing the figures), 2 on bad options or errors.
 
@@ -15,11 +17,12 @@ mod casbin_peer;
 mod cedar_peer;
 mod checks;
 mod report;
+mod store_bench;
 mod world;
 
 use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -47,7 +50,7 @@ const QUICK: WorldSpec = WorldSpec {
 };
 
 /// Measures Warden's permission check against cedar-policy and casbin on a deterministic
-/// world (and, later, the store and the HTTP server).
+/// world, then seeds it into SQLite and measures the store and the HTTP server.
 #[derive(Debug, Parser)]
 #[command(name = "warden-bench", version)]
 struct Options {
@@ -80,6 +83,25 @@ struct Options {
     /// model and policy rows) and exit.
     #[arg(long)]
     show_encodings: bool,
+    /// Timed repetitions of each first list page (at least 30).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    list_repetitions: usize,
+    /// Timed moves of the manager (half there, half back).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    moves: usize,
+    /// Concurrent keep-alive HTTP connections.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    http_connections: usize,
+    /// Seconds of timed HTTP load (default: 5 for the standard world, 2 for --quick, 0.5 for
+    /// worlds under 20,000 customers).
+    #[arg(long, value_name = "S")]
+    http_seconds: Option<f64>,
+    /// Skip the store and HTTP half (seeding SQLite, list pages, the move, HTTP).
+    #[arg(long)]
+    no_store: bool,
+    /// Keep the seeded SQLite database (its directory is printed on stderr).
+    #[arg(long)]
+    keep_db: bool,
 }
 
 impl Options {
@@ -111,7 +133,38 @@ impl Options {
         if self.batch == 0 {
             bail!("--batch must be at least 1");
         }
+        if self.list_repetitions < 30 {
+            bail!("--list-repetitions must be at least 30");
+        }
+        if self.http_connections == 0 || self.http_connections > 1_000 {
+            bail!("--http-connections must be between 1 and 1000");
+        }
+        if self.http_seconds.is_some_and(|s| !(s > 0.0 && s <= 600.0)) {
+            bail!("--http-seconds must be above 0 and at most 600");
+        }
         Ok(spec)
+    }
+
+    /// The store half's options for a world of `spec`: the HTTP phase is scaled to the world
+    /// so that the tiny CI world finishes in about a second.
+    fn store_options(&self, spec: &WorldSpec) -> store_bench::StoreOptions {
+        let (warmup, seconds) = if spec.customers < 20_000 {
+            (0.2, 0.5)
+        } else if self.quick {
+            (0.5, 2.0)
+        } else {
+            (1.0, 5.0)
+        };
+        store_bench::StoreOptions {
+            list_repetitions: self.list_repetitions,
+            moves: self.moves,
+            http_connections: self.http_connections,
+            http_warmup: Duration::from_secs_f64(warmup),
+            http_duration: Duration::from_secs_f64(self.http_seconds.unwrap_or(seconds)),
+            http_max_requests: 5_000_000,
+            http_ids_per_user: 1_000,
+            keep_db: self.keep_db,
+        }
     }
 }
 
@@ -177,10 +230,12 @@ fn run(options: &Options) -> Result<ExitCode> {
     eprintln!("deciding {} requests with each engine…", spec.requests);
     let checks = checks::run(&world, &engines, options.batch)?;
 
-    // Issue 3: the store, service and server crates are still being written. A `store_bench`
-    // module will seed `world` into SQLite and measure the list pages, the manager move and
-    // HTTP here, returning `StoreFigures`; until then every store figure is pending (null).
-    let store = StoreFigures::pending();
+    // The store half: seed `world` into SQLite, then list pages, the manager move and HTTP.
+    let store = if options.no_store {
+        StoreFigures::pending()
+    } else {
+        store_bench::run(&world, &options.store_options(&spec))?
+    };
 
     let report = Report {
         mode,

@@ -15,6 +15,9 @@ pub const PEER_FACTOR_TARGET: f64 = 10.0;
 /// Said wherever a store or HTTP figure is not measured yet.
 pub const STORE_PENDING: &str = "pending (store not yet measured)";
 
+/// Said with every HTTP figure.
+pub const HTTP_NOTE: &str = "client and server run in one process on the same CPUs (loopback, keep-alive, one connection per client task); the client's work is included";
+
 /// Said about manual shares, which the standard world has and this program does not generate.
 pub const SHARES_NOTE: &str =
     "the standard world's 100,000 manual shares are left out until sharing exists";
@@ -28,10 +31,25 @@ pub struct ListPageFigures {
     pub admin: Option<f64>,
 }
 
-/// The store and HTTP figures. Measured by a `store_bench` module once the store, service and
-/// server crates can seed a world and serve it; until then every figure is `None` (`null` in
-/// JSON).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// One list persona's details (added JSON keys `list_users`, `list_visible`, `list_plan`,
+/// `list_query_plan`, `list_page_ms_p99`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonaFigures {
+    pub username: String,
+    /// How many customers the persona may read.
+    pub visible: i64,
+    /// People in the persona's reporting subtree, themselves excluded.
+    pub people_below: usize,
+    /// The plan the store chose (`walk ids`, `enumerate via index`, `empty`).
+    pub plan: String,
+    /// SQLite's `EXPLAIN QUERY PLAN` of that plan's query (ids only), rows joined by ` / `.
+    pub query_plan: String,
+    pub p99_ms: f64,
+}
+
+/// The store and HTTP figures, measured by `store_bench` (every figure `None`, `null` in
+/// JSON, when not measured).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreFigures {
     pub seed_s: Option<f64>,
     pub list_page_ms_p50: ListPageFigures,
@@ -39,7 +57,43 @@ pub struct StoreFigures {
     pub move_manager_ms: Option<f64>,
     pub http_get_rps: Option<f64>,
     pub http_get_p99_ms: Option<f64>,
+    /// Seeding: the organisation alone (units, roles, users with their roles), seconds.
+    pub seed_org_s: Option<f64>,
+    /// Seeding: customers inserted per second.
+    pub seed_customers_per_s: Option<f64>,
+    /// Size of the SQLite file (with its WAL) after seeding, MB.
+    pub db_size_mb: Option<f64>,
+    /// The list personas, in the order rep, supervisor, manager, admin (`None`: the world
+    /// has no such user).
+    pub personas: [Option<PersonaFigures>; 4],
+    pub list_repetitions: usize,
+    pub list_page_unfiltered_ms_p99: Option<f64>,
+    /// The slowest of the timed moves, and how many there were (half there, half back).
+    pub move_manager_ms_max: Option<f64>,
+    pub move_manager_moves: usize,
+    pub move_manager_user: Option<String>,
+    pub move_manager_new_boss: Option<String>,
+    pub move_manager_people: Option<usize>,
+    pub move_manager_records: Option<i64>,
+    pub http_get_p50_ms: Option<f64>,
+    pub http_get_max_ms: Option<f64>,
+    pub http_connections: usize,
+    pub http_seconds: Option<f64>,
+    pub http_requests: Option<u64>,
+    pub http_errors: Option<u64>,
+    pub http_users: usize,
 }
+
+/// The personas' names, in the order of [`StoreFigures::personas`] (JSON keys).
+pub const PERSONAS: [&str; 4] = ["rep", "supervisor", "manager", "admin"];
+
+/// The brief's store targets.
+pub const LIST_TARGET_MS: f64 = 5.0;
+pub const LIST_FACTOR_TARGET: f64 = 3.0;
+pub const MOVE_TARGET_MS: f64 = 50.0;
+pub const HTTP_RPS_TARGET: f64 = 10_000.0;
+pub const HTTP_P99_TARGET_MS: f64 = 5.0;
+pub const SEED_TARGET_S: f64 = 60.0;
 
 impl StoreFigures {
     /// Nothing measured yet.
@@ -49,6 +103,35 @@ impl StoreFigures {
 
     fn is_pending(&self) -> bool {
         *self == StoreFigures::default()
+    }
+
+    /// Whether every persona's p50 is under 5 ms (`None` when none was measured).
+    pub fn lists_under_target(&self) -> Option<bool> {
+        let pages = self.list_page_ms_p50.all();
+        (!pages.is_empty()).then(|| pages.iter().all(|p| *p < LIST_TARGET_MS))
+    }
+
+    /// Whether every persona's p50 is at most 3× the unfiltered page.
+    pub fn lists_within_factor(&self) -> Option<bool> {
+        let base = self.list_page_unfiltered_ms_p50?;
+        let pages = self.list_page_ms_p50.all();
+        (!pages.is_empty()).then(|| pages.iter().all(|p| *p <= LIST_FACTOR_TARGET * base))
+    }
+}
+
+impl ListPageFigures {
+    fn all(&self) -> Vec<f64> {
+        [self.rep, self.supervisor, self.manager, self.admin]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    fn get(&self, index: usize) -> Option<f64> {
+        [self.rep, self.supervisor, self.manager, self.admin]
+            .get(index)
+            .copied()
+            .flatten()
     }
 }
 
@@ -184,6 +267,12 @@ impl Report<'_> {
                 "ten_x_faster_than_cedar": c.cedar.p50_ns >= PEER_FACTOR_TARGET * c.warden.p50_ns,
                 "ten_x_faster_than_casbin": c.casbin.p50_ns >= PEER_FACTOR_TARGET * c.warden.p50_ns,
                 "decisions_agree": c.decisions_disagree == 0,
+                "seed_under_60s": s.seed_s.map(|v| v < SEED_TARGET_S),
+                "list_pages_under_5ms": s.lists_under_target(),
+                "list_pages_within_3x_unfiltered": s.lists_within_factor(),
+                "move_manager_under_50ms": s.move_manager_ms.map(|v| v < MOVE_TARGET_MS),
+                "http_over_10000_rps": s.http_get_rps.map(|v| v > HTTP_RPS_TARGET),
+                "http_p99_under_5ms": s.http_get_p99_ms.map(|v| v < HTTP_P99_TARGET_MS),
             },
             "machine": {
                 "cpus": self.machine.cpus,
@@ -194,7 +283,49 @@ impl Report<'_> {
         if let (Value::Object(object), Value::Object(more)) = (&mut object, more) {
             object.extend(more);
         }
+        if let (Value::Object(object), Value::Object(store)) = (&mut object, self.store_json()) {
+            object.extend(store);
+        }
         object
+    }
+
+    /// The keys added by the store bench (beyond the original store keys).
+    fn store_json(&self) -> Value {
+        let s = &self.store;
+        let persona = |f: &dyn Fn(&PersonaFigures) -> Value| -> Value {
+            let mut map = serde_json::Map::new();
+            for (name, p) in PERSONAS.iter().zip(&s.personas) {
+                map.insert((*name).to_owned(), p.as_ref().map_or(Value::Null, f));
+            }
+            Value::Object(map)
+        };
+        json!({
+            "seed_org_s": s.seed_org_s,
+            "seed_customers_per_s": s.seed_customers_per_s.map(|v| v.round()),
+            "db_size_mb": s.db_size_mb.map(|v| round(v, 1)),
+            "list_users": persona(&|p| json!(p.username)),
+            "list_visible": persona(&|p| json!(p.visible)),
+            "list_people_below": persona(&|p| json!(p.people_below)),
+            "list_plan": persona(&|p| json!(p.plan)),
+            "list_query_plan": persona(&|p| json!(p.query_plan)),
+            "list_page_ms_p99": persona(&|p| json!(p.p99_ms)),
+            "list_repetitions": s.list_repetitions,
+            "list_page_unfiltered_ms_p99": s.list_page_unfiltered_ms_p99,
+            "move_manager_ms_max": s.move_manager_ms_max,
+            "move_manager_moves": s.move_manager_moves,
+            "move_manager_user": s.move_manager_user,
+            "move_manager_new_boss": s.move_manager_new_boss,
+            "move_manager_people": s.move_manager_people,
+            "move_manager_records": s.move_manager_records,
+            "http_get_p50_ms": s.http_get_p50_ms,
+            "http_get_max_ms": s.http_get_max_ms,
+            "http_connections": s.http_connections,
+            "http_seconds": s.http_seconds,
+            "http_requests": s.http_requests,
+            "http_errors": s.http_errors,
+            "http_users": s.http_users,
+            "http_note": HTTP_NOTE,
+        })
     }
 
     /// The run as a readable table.
@@ -211,6 +342,10 @@ impl Report<'_> {
         let yes = |ok: bool| if ok { "met" } else { "NOT MET" };
         let opt = |v: Option<f64>, unit: &str| match v {
             Some(v) => format!("{v:.1} {unit}"),
+            None => STORE_PENDING.to_owned(),
+        };
+        let opt2 = |v: Option<f64>, unit: &str| match v {
+            Some(v) => format!("{v:.2} {unit}"),
             None => STORE_PENDING.to_owned(),
         };
         line(format!(
@@ -308,44 +443,68 @@ impl Report<'_> {
             mb(self.peak_rss_mb)
         ));
         line(String::new());
-        line("store and HTTP".to_owned());
+        line("store and HTTP (SQLite)".to_owned());
         line(format!(
-            "  seed the world:            {}",
-            opt(s.seed_s, "s")
+            "  seed the world:            {}{}",
+            opt(s.seed_s, "s"),
+            match (s.seed_org_s, s.seed_customers_per_s, s.db_size_mb) {
+                (Some(org), Some(rate), Some(size)) =>
+                    format!(" (organisation {org:.1} s, {rate:.0} customers/s, {size:.0} MB)"),
+                _ => String::new(),
+            }
         ));
-        let pages = s.list_page_ms_p50;
-        line(format!(
-            "  first page, rep:           {}",
-            opt(pages.rep, "ms")
-        ));
-        line(format!(
-            "  first page, supervisor:    {}",
-            opt(pages.supervisor, "ms")
-        ));
-        line(format!(
-            "  first page, manager:       {}",
-            opt(pages.manager, "ms")
-        ));
-        line(format!(
-            "  first page, admin:         {}",
-            opt(pages.admin, "ms")
-        ));
+        for (i, name) in PERSONAS.iter().enumerate() {
+            let detail = s.personas[i].as_ref().map_or_else(String::new, |p| {
+                format!(
+                    " p99 {:.2} ms; {} sees {} ({} below), {}",
+                    p.p99_ms, p.username, p.visible, p.people_below, p.plan
+                )
+            });
+            line(format!(
+                "  first page, {:<14} {}{}",
+                format!("{name}:"),
+                opt2(s.list_page_ms_p50.get(i), "ms"),
+                detail
+            ));
+        }
         line(format!(
             "  first page, no filter:     {}",
-            opt(s.list_page_unfiltered_ms_p50, "ms")
+            opt2(s.list_page_unfiltered_ms_p50, "ms")
         ));
         line(format!(
-            "  move a manager:            {}",
-            opt(s.move_manager_ms, "ms")
+            "  move a manager:            {}{}",
+            opt(s.move_manager_ms, "ms"),
+            match (&s.move_manager_user, s.move_manager_people, s.move_manager_ms_max) {
+                (Some(user), Some(people), Some(max)) => format!(
+                    " (median of {} moves, max {max:.1} ms; {user} with {people} below, {} records)",
+                    s.move_manager_moves,
+                    s.move_manager_records.unwrap_or_default()
+                ),
+                _ => String::new(),
+            }
         ));
         line(format!(
-            "  HTTP GET:                  {}",
-            opt(s.http_get_rps, "req/s")
+            "  HTTP GET:                  {}{}",
+            opt(s.http_get_rps, "req/s"),
+            match (s.http_requests, s.http_seconds) {
+                (Some(n), Some(secs)) => format!(
+                    " ({n} requests in {secs:.1} s, {} connections, {} users, {} errors)",
+                    s.http_connections,
+                    s.http_users,
+                    s.http_errors.unwrap_or_default()
+                ),
+                _ => String::new(),
+            }
         ));
         line(format!(
-            "  HTTP GET p99:              {}",
-            opt(s.http_get_p99_ms, "ms")
+            "  HTTP GET p50 / p99 / max:  {} / {} / {}",
+            opt2(s.http_get_p50_ms, "ms"),
+            opt2(s.http_get_p99_ms, "ms"),
+            opt2(s.http_get_max_ms, "ms")
         ));
+        if s.http_get_rps.is_some() {
+            line(format!("  note: {HTTP_NOTE}"));
+        }
         line(String::new());
         line("targets".to_owned());
         line(format!(
@@ -363,6 +522,31 @@ impl Report<'_> {
         line(format!(
             "  identical decisions:                 {}",
             yes(c.decisions_disagree == 0)
+        ));
+        let maybe = |v: Option<bool>| v.map_or("not measured", yes);
+        line(format!(
+            "  seed under 60 s:                     {}",
+            maybe(s.seed_s.map(|v| v < SEED_TARGET_S))
+        ));
+        line(format!(
+            "  first pages p50 under 5 ms:          {}",
+            maybe(s.lists_under_target())
+        ));
+        line(format!(
+            "  first pages at most 3x unfiltered:   {}",
+            maybe(s.lists_within_factor())
+        ));
+        line(format!(
+            "  move a manager under 50 ms:          {}",
+            maybe(s.move_manager_ms.map(|v| v < MOVE_TARGET_MS))
+        ));
+        line(format!(
+            "  HTTP over 10,000 req/s:              {}",
+            maybe(s.http_get_rps.map(|v| v > HTTP_RPS_TARGET))
+        ));
+        line(format!(
+            "  HTTP p99 under 5 ms:                 {}",
+            maybe(s.http_get_p99_ms.map(|v| v < HTTP_P99_TARGET_MS))
         ));
         out
     }

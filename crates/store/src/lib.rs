@@ -10,6 +10,7 @@
 //! the dialects differ (id columns, JSON set membership) the [`Backend`] says which to use,
 //! and the migrations are kept per dialect.
 
+mod bulk;
 mod connect;
 mod error;
 mod org;
@@ -17,6 +18,7 @@ mod records;
 mod security;
 mod sessions;
 mod sql;
+mod stats;
 #[doc(hidden)]
 pub mod testing;
 

@@ -7,7 +7,7 @@ use warden_policy::{
     RoleId, Scope, Timestamp, UnitDef, UnitId, UserDef, UserId,
 };
 
-use crate::{Backend, Result, Store, StoreError, Tx};
+use crate::{bulk, Backend, Result, Store, StoreError, Tx};
 
 /// A unit as listed by the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,37 +160,43 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let roles = read_roles(&mut tx).await?;
-        let mut users = sqlx::query(
-            "SELECT id, username, unit_id, manager_id, disabled FROM users ORDER BY id",
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| {
+        // Users and their roles are the bulk of the organisation: each is read as one JSON
+        // value (see `bulk.rs`), not row by row.
+        const USER_COLUMNS: &[&str] = &["id", "username", "unit_id", "manager_id", "disabled"];
+        let rows = bulk::fetch_table(&mut tx, self.backend(), "users", USER_COLUMNS, "id").await?;
+        let mut users = bulk::decode_rows(&rows, "users", USER_COLUMNS, |row| {
             Ok(UserDef {
-                id: UserId(row.try_get(0)?),
-                username: row.try_get(1)?,
-                unit: UnitId(row.try_get(2)?),
-                manager: row.try_get::<Option<i64>, _>(3)?.map(UserId),
-                disabled: row.try_get::<i64, _>(4)? != 0,
+                id: UserId(row.int(0)?),
+                username: row.text(1)?,
+                unit: UnitId(row.int(2)?),
+                manager: row.opt_int(3)?.map(UserId),
+                disabled: row.int(4)? != 0,
                 roles: Vec::new(),
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        })?;
         let user_index: std::collections::HashMap<UserId, usize> =
             users.iter().enumerate().map(|(i, u)| (u.id, i)).collect();
-        for row in sqlx::query(
-            "SELECT user_id, role_id, expires_at FROM user_roles ORDER BY user_id, role_id",
+        const ROLE_COLUMNS: &[&str] = &["user_id", "role_id", "expires_at"];
+        let rows = bulk::fetch_table(
+            &mut tx,
+            self.backend(),
+            "user_roles",
+            ROLE_COLUMNS,
+            "user_id, role_id",
         )
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            let user = UserId(row.try_get(0)?);
+        .await?;
+        let assignments = bulk::decode_rows(&rows, "user_roles", ROLE_COLUMNS, |row| {
+            Ok((
+                UserId(row.int(0)?),
+                RoleAssignment {
+                    role: RoleId(row.int(1)?),
+                    expires_at: row.opt_int(2)?,
+                },
+            ))
+        })?;
+        for (user, assignment) in assignments {
             if let Some(&i) = user_index.get(&user) {
-                users[i].roles.push(RoleAssignment {
-                    role: RoleId(row.try_get(1)?),
-                    expires_at: row.try_get(2)?,
-                });
+                users[i].roles.push(assignment);
             }
         }
         let controls = sqlx::query("SELECT object, control FROM object_controls ORDER BY object")
