@@ -90,6 +90,14 @@ pub struct RoleInput {
     pub permissions: Vec<Permission>,
 }
 
+/// Maps a unique-constraint violation to a 409 saying what is taken; other errors pass on.
+fn taken(message: String) -> impl FnOnce(warden_store::StoreError) -> ServiceError {
+    move |error| match error {
+        warden_store::StoreError::Duplicate(_) => ServiceError::Conflict(message),
+        other => other.into(),
+    }
+}
+
 fn validate_name(field: &str, name: &str, max: usize) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > max {
@@ -290,12 +298,7 @@ impl Warden {
                 subject.now,
             )
             .await
-            .map_err(|e| match e {
-                warden_store::StoreError::Duplicate(_) => {
-                    ServiceError::Conflict(format!("the username `{username}` is taken"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(taken(format!("the username `{username}` is taken")))?;
         tx.set_user_roles(id, &roles).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
@@ -402,12 +405,7 @@ impl Warden {
         let id = tx
             .insert_unit(&name, parent_id, subject.now)
             .await
-            .map_err(|e| match e {
-                warden_store::StoreError::Duplicate(_) => {
-                    ServiceError::Conflict(format!("a unit named `{name}` exists"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(taken(format!("a unit named `{name}` exists")))?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         Ok(UnitView {
@@ -493,12 +491,7 @@ impl Warden {
                 subject.now,
             )
             .await
-            .map_err(|e| match e {
-                warden_store::StoreError::Duplicate(_) => {
-                    ServiceError::Conflict(format!("a role named `{name}` exists"))
-                }
-                other => other.into(),
-            })?;
+            .map_err(taken(format!("a role named `{name}` exists")))?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.role(id).await
@@ -530,12 +523,7 @@ impl Warden {
             subject.now,
         )
         .await
-        .map_err(|e| match e {
-            warden_store::StoreError::Duplicate(_) => {
-                ServiceError::Conflict(format!("a role named `{name}` exists"))
-            }
-            other => other.into(),
-        })?;
+        .map_err(taken(format!("a role named `{name}` exists")))?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.role(id).await
