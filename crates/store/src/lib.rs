@@ -13,6 +13,7 @@
 mod bulk;
 mod connect;
 mod error;
+pub mod keys;
 mod org;
 mod records;
 mod security;
