@@ -29,7 +29,7 @@ use warden_policy::{
     RoleId, UnitId, UserId,
 };
 use warden_service::{Config, Subject, UserUpdate, Warden};
-use warden_store::{ListPlan, NewRecord, NewUser, Store};
+use warden_store::{ListPlan, NewRecord, NewUser, RoleContents, Store};
 
 use crate::report::{ListPageFigures, PersonaFigures, StoreFigures};
 use crate::world::{self, roles, World};
@@ -341,7 +341,16 @@ async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
             role.permissions.clone()
         };
         let id = tx
-            .insert_role(&role.name, "", &role.grants, &permissions, world::NOW)
+            .insert_role(
+                &role.name,
+                "",
+                RoleContents {
+                    grants: &role.grants,
+                    permissions: &permissions,
+                    fields: &role.fields,
+                },
+                world::NOW,
+            )
             .await?;
         role_ids.insert(role.id, id);
     }

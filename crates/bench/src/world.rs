@@ -112,6 +112,7 @@ fn role_defs() -> Vec<RoleDef> {
             })
             .collect(),
         permissions: Vec::new(),
+        fields: Vec::new(),
     };
     vec![
         role(

@@ -23,6 +23,12 @@ pub enum ModelError {
     UnitCycle(UnitId),
     #[error("the reporting line has a cycle through user {0:?}")]
     ReportingCycle(UserId),
+    #[error("role {role:?} has a rule for unknown field `{field}` of {object}")]
+    UnknownField {
+        role: RoleId,
+        object: crate::ObjectType,
+        field: String,
+    },
     #[error("ids must be non-negative, got {0}")]
     NegativeId(i64),
 }

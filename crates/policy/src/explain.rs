@@ -1,7 +1,8 @@
-//! Explain: every action on one record, with every reason and the reporting-line path.
+//! Explain: every action on one record, with every reason and the reporting-line path, and
+//! every field with its level and the role that gives it.
 
 use crate::check::{Decision, Grounds, Reason};
-use crate::{Action, ObjectType, RecordRef, RoleId, Snapshot, Timestamp, UserId};
+use crate::{Action, FieldAccess, ObjectType, RecordRef, RoleId, Snapshot, Timestamp, UserId};
 
 /// Why a user may or may not do each action on one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,26 @@ pub struct Explanation {
     pub actions: Vec<ActionExplanation>,
     /// Roles the user holds whose assignment has expired (they grant nothing).
     pub expired_roles: Vec<RoleId>,
+    /// Every field of the record: hidden, masked, readable or writable, and by which role.
+    pub fields: Vec<FieldExplanation>,
+}
+
+/// One field of an [`Explanation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldExplanation {
+    pub field: &'static str,
+    /// Encrypted at rest, and hidden unless a role grants it.
+    pub sensitive: bool,
+    /// What a role gets of this field when it has no rule for it.
+    pub default: FieldAccess,
+    /// The level for reading: the strongest among the roles whose read grant covers the record.
+    pub read: FieldAccess,
+    /// The role that gives `read` (none when the field is hidden).
+    pub read_by: Option<RoleId>,
+    /// Whether an update may change the field: a role whose update grant covers the record
+    /// gives it `write`.
+    pub writable: bool,
+    pub write_by: Option<RoleId>,
 }
 
 /// One action of an [`Explanation`].
@@ -60,6 +81,7 @@ impl Snapshot {
             object,
             actions,
             expired_roles: self.expired_roles(user, now),
+            fields: self.field_explanations(user, object, record, now),
         }
     }
 

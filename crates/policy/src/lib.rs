@@ -4,7 +4,10 @@
 //! - [`Snapshot::check`]: may this user do this action on this record? With the reason.
 //! - [`Snapshot::filter`]: which records may this user act on? A [`RecordFilter`] that the store
 //!   turns into SQL, so a list is filtered in the database and never loaded then checked.
-//! - [`Snapshot::explain`]: every reason, for every action, with the reporting-line path.
+//! - [`Snapshot::field_levels`]: which fields of a record are hidden, masked, readable or
+//!   writable for this user and action (field-level security, per role and scope).
+//! - [`Snapshot::explain`]: every reason, for every action and every field, with the
+//!   reporting-line path.
 //!
 //! # Design
 //!
@@ -24,6 +27,7 @@ pub mod access;
 mod check;
 mod error;
 mod explain;
+mod fields;
 mod filter;
 mod ids;
 mod model;
@@ -33,9 +37,12 @@ mod vocab;
 
 pub use check::{Decision, Denial, Grounds, Reason};
 pub use error::ModelError;
-pub use explain::{ActionExplanation, Explanation};
+pub use explain::{ActionExplanation, Explanation, FieldExplanation};
+pub use fields::{mask, FieldLevels};
 pub use filter::{Condition, Filter, RecordFilter};
 pub use ids::{RoleId, Timestamp, UnitId, UserId};
-pub use model::{AccessOwner, Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef};
+pub use model::{
+    AccessOwner, FieldRule, Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef,
+};
 pub use snapshot::{Snapshot, UserView};
-pub use vocab::{Action, Control, ObjectType, Permission, Scope, UnknownName};
+pub use vocab::{Action, Control, FieldAccess, ObjectType, Permission, Scope, UnknownName};

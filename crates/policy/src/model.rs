@@ -1,7 +1,9 @@
 //! The model the snapshot is compiled from: plain data as the store loads it.
 
 use crate::access::AccessRules;
-use crate::{Action, Control, ObjectType, Permission, RoleId, Scope, Timestamp, UnitId, UserId};
+use crate::{
+    Action, Control, FieldAccess, ObjectType, Permission, RoleId, Scope, Timestamp, UnitId, UserId,
+};
 
 /// Everything the engine needs to know, as loaded in one read of the database.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,6 +71,16 @@ pub struct RoleDef {
     pub name: String,
     pub grants: Vec<Grant>,
     pub permissions: Vec<Permission>,
+    /// Field rules that differ from the schema's defaults (see [`crate::schema::FieldDef::default_access`]).
+    pub fields: Vec<FieldRule>,
+}
+
+/// "Holders of this role get `access` to `field` of the `object` records their grants reach."
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldRule {
+    pub object: ObjectType,
+    pub field: String,
+    pub access: FieldAccess,
 }
 
 /// "Holders of this role may do `action` on `object` records within `scope`."

@@ -193,6 +193,16 @@ impl ObjectSchema {
 }
 
 impl FieldDef {
+    /// What a role gets of this field when it has no rule for it: sensitive fields are hidden
+    /// unless a role grants them, every other field follows the role's record grants.
+    pub fn default_access(&self) -> crate::FieldAccess {
+        if self.sensitive {
+            crate::FieldAccess::Hidden
+        } else {
+            crate::FieldAccess::Write
+        }
+    }
+
     /// Checks and normalises a value for this field (`Null` clears an optional field).
     pub fn validate(&self, value: Value) -> Result<Value, InvalidValue> {
         let invalid = |message: String| InvalidValue {

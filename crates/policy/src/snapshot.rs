@@ -7,8 +7,10 @@ use crate::access::{AccessDenial, AccessRules};
 use crate::check::{Decision, Denial, Grounds, Reason};
 use crate::filter::{Condition, Filter, RecordFilter};
 use crate::model::{AccessOwner, Model, RecordRef, RoleAssignment};
+use crate::schema::schema;
 use crate::{
-    Action, Control, ModelError, ObjectType, Permission, RoleId, Scope, Timestamp, UnitId, UserId,
+    Action, Control, FieldAccess, ModelError, ObjectType, Permission, RoleId, Scope, Timestamp,
+    UnitId, UserId,
 };
 
 /// Maps database ids to dense indexes: a plain vector when ids are dense (the usual case with
@@ -129,12 +131,14 @@ struct UnitNode {
 }
 
 #[derive(Debug, Clone)]
-struct RoleNode {
-    id: RoleId,
-    name: String,
+pub(crate) struct RoleNode {
+    pub(crate) id: RoleId,
+    pub(crate) name: String,
     table: [[ScopeSet; Action::COUNT]; ObjectType::COUNT],
     permissions: u8,
     access: Option<AccessRules>,
+    /// Field access per object, in schema field order (defaults filled in).
+    pub(crate) fields: [Box<[FieldAccess]>; ObjectType::COUNT],
 }
 
 /// A read-only view of one user in a snapshot.
@@ -325,12 +329,31 @@ impl Snapshot {
                 .permissions
                 .iter()
                 .fold(0u8, |bits, p| bits | (1 << p.index()));
+            let mut fields: [Box<[FieldAccess]>; ObjectType::COUNT] =
+                std::array::from_fn(|object| {
+                    schema(ObjectType::ALL[object])
+                        .fields
+                        .iter()
+                        .map(|field| field.default_access())
+                        .collect()
+                });
+            for rule in &role.fields {
+                let (index, _) = schema(rule.object).field(&rule.field).ok_or_else(|| {
+                    ModelError::UnknownField {
+                        role: role.id,
+                        object: rule.object,
+                        field: rule.field.clone(),
+                    }
+                })?;
+                fields[rule.object.index()][index] = rule.access;
+            }
             roles.push(RoleNode {
                 id: role.id,
                 name: role.name.clone(),
                 table,
                 permissions,
                 access: None,
+                fields,
             });
         }
 
@@ -722,6 +745,74 @@ impl Snapshot {
                         scope,
                         grounds,
                     })
+            })
+            .collect()
+    }
+
+    /// The active roles whose `action` grant covers `record`, with the reason each gives, and
+    /// every active role that grants `action` on the object at some scope (for the field floor).
+    /// Both follow the object's control: a contact is reached through its customer's grants.
+    pub(crate) fn roles_reaching(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        record: Option<&RecordRef>,
+        now: Timestamp,
+    ) -> Vec<(&RoleNode, Option<Reason>)> {
+        let Some(index) = self.user_index.get(user.0) else {
+            return Vec::new();
+        };
+        let node = &self.users[index as usize];
+        if node.disabled {
+            return Vec::new();
+        }
+        let control = self.controls[object.index()];
+        let (object, action) = match control {
+            Control::OwnGrants => (object, action),
+            Control::ByCustomer => (ObjectType::Customers, action.on_controlling_customer()),
+        };
+        let target = match (record, control) {
+            (None, _) => None,
+            (Some(record), Control::OwnGrants) => Some((record.owner, record.unit)),
+            (Some(record), Control::ByCustomer) => match record.customer {
+                Some(customer) => Some(customer),
+                None => return Vec::new(),
+            },
+        };
+        let indexes = target.map(|(owner, unit)| {
+            (
+                owner,
+                self.user_index.get(owner.0),
+                self.unit_index.get(unit.0),
+            )
+        });
+        node.roles
+            .iter()
+            .filter(|(_, assignment)| assignment.is_active(now))
+            .filter_map(|(role, _)| {
+                let role = &self.roles[*role as usize];
+                let scopes = role.table[object.index()][action.index()];
+                if scopes.is_empty() {
+                    return None;
+                }
+                match indexes {
+                    None => Some((role, None)),
+                    Some((owner, owner_index, unit_index)) => self
+                        .match_scopes(node, scopes, owner, owner_index, unit_index)
+                        .map(|(scope, grounds)| {
+                            (
+                                role,
+                                Some(Reason {
+                                    role: role.id,
+                                    object,
+                                    action,
+                                    scope,
+                                    grounds,
+                                }),
+                            )
+                        }),
+                }
             })
             .collect()
     }

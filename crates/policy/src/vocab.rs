@@ -91,6 +91,19 @@ named_enum!(
     }
 );
 
+named_enum!(
+    /// What a role lets its holders do with one field of the records it reaches, weakest first:
+    /// `hidden` (absent from every answer), `masked` (a partial value; the full one only through
+    /// the logged `reveal`), `read`, `write`. Several roles reaching the same record combine to
+    /// the strongest.
+    FieldAccess, "field access", {
+        Hidden => "hidden",
+        Masked => "masked",
+        Read => "read",
+        Write => "write",
+    }
+);
+
 /// The data scope of a grant: which records, relative to the user, it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {

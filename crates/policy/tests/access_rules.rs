@@ -480,6 +480,7 @@ fn org_strategy() -> impl Strategy<Value = Org> {
                     name: format!("role{i}"),
                     grants: Vec::new(),
                     permissions: Vec::new(),
+                    fields: Vec::new(),
                 });
                 if let Some(rules) = rules {
                     model
@@ -601,6 +602,7 @@ fn one_user_one_role(expires_at: Option<Timestamp>) -> Snapshot {
             name: "office only".into(),
             grants: Vec::new(),
             permissions: Vec::new(),
+            fields: vec![],
         }],
         access_rules: vec![(
             AccessOwner::Role(role_id(0)),

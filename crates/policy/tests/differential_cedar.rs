@@ -185,6 +185,7 @@ fn world() -> impl Strategy<Value = World> {
                         name: format!("role {i}"),
                         grants,
                         permissions: Vec::new(),
+                        fields: Vec::new(),
                     })
                     .collect();
                 let controls = controls
@@ -527,6 +528,7 @@ fn the_encoding_allows_what_it_should() {
             scope,
         }],
         permissions: Vec::new(),
+        fields: Vec::new(),
     };
     let model = Model {
         epoch: 1,

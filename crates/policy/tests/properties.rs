@@ -1,11 +1,13 @@
 //! Property tests of the engine against a naive reference model on random organisations:
-//! `check` == reference, `filter` == `check`, and a move changes access only along the chains
-//! of command above the person moved.
+//! `check` == reference, `filter` == `check`, a move changes access only along the chains
+//! of command above the person moved, and field levels == the reference's, never lowered by
+//! a wider grant, never below the list floor.
 
 use proptest::prelude::*;
+use warden_policy::schema::schema;
 use warden_policy::{
-    Action, Control, Grant, Model, ObjectType, RecordRef, RoleAssignment, RoleDef, RoleId, Scope,
-    Snapshot, UnitDef, UnitId, UserDef, UserId,
+    Action, Control, FieldAccess, FieldRule, Grant, Model, ObjectType, RecordRef, RoleAssignment,
+    RoleDef, RoleId, Scope, Snapshot, UnitDef, UnitId, UserDef, UserId,
 };
 
 const NOW: i64 = 1_000_000;
@@ -26,6 +28,22 @@ fn scope_strategy() -> impl Strategy<Value = Scope> {
         Just(Scope::UnitTree),
         Just(Scope::All),
     ]
+}
+
+fn field_rule_strategy() -> impl Strategy<Value = FieldRule> {
+    (
+        prop::sample::select(vec![ObjectType::Customers, ObjectType::Contacts]),
+        any::<prop::sample::Index>(),
+        prop::sample::select(FieldAccess::ALL.to_vec()),
+    )
+        .prop_map(|(object, field, access)| {
+            let fields = schema(object).fields;
+            FieldRule {
+                object,
+                field: fields[field.index(fields.len())].name.to_owned(),
+                access,
+            }
+        })
 }
 
 fn world_strategy() -> impl Strategy<Value = World> {
@@ -52,13 +70,16 @@ fn world_strategy() -> impl Strategy<Value = World> {
                 users,
             ),
             proptest::collection::vec(
-                proptest::collection::vec(
-                    (
-                        prop::sample::select(ObjectType::ALL.to_vec()),
-                        prop::sample::select(Action::ALL.to_vec()),
-                        scope_strategy(),
+                (
+                    proptest::collection::vec(
+                        (
+                            prop::sample::select(ObjectType::ALL.to_vec()),
+                            prop::sample::select(Action::ALL.to_vec()),
+                            scope_strategy(),
+                        ),
+                        0..8,
                     ),
-                    0..8,
+                    proptest::collection::vec(field_rule_strategy(), 0..6),
                 ),
                 roles,
             ),
@@ -90,18 +111,29 @@ fn world_strategy() -> impl Strategy<Value = World> {
                     let roles: Vec<RoleDef> = role_specs
                         .iter()
                         .enumerate()
-                        .map(|(i, grants)| RoleDef {
-                            id: RoleId(i as i64 + 1),
-                            name: format!("role{i}"),
-                            grants: grants
-                                .iter()
-                                .map(|&(object, action, scope)| Grant {
-                                    object,
-                                    action,
-                                    scope,
-                                })
-                                .collect(),
-                            permissions: vec![],
+                        .map(|(i, (grants, rules))| {
+                            // One rule per field: the last one drawn wins.
+                            let mut fields: Vec<FieldRule> = Vec::new();
+                            for rule in rules {
+                                fields.retain(|f: &FieldRule| {
+                                    f.object != rule.object || f.field != rule.field
+                                });
+                                fields.push(rule.clone());
+                            }
+                            RoleDef {
+                                id: RoleId(i as i64 + 1),
+                                name: format!("role{i}"),
+                                grants: grants
+                                    .iter()
+                                    .map(|&(object, action, scope)| Grant {
+                                        object,
+                                        action,
+                                        scope,
+                                    })
+                                    .collect(),
+                                permissions: vec![],
+                                fields,
+                            }
                         })
                         .collect();
                     let users: Vec<UserDef> = user_specs
@@ -167,17 +199,56 @@ fn reference_allows(
     object: ObjectType,
     record: &RecordRef,
 ) -> bool {
+    !reference_roles(model, user, action, object, record).is_empty()
+}
+
+/// The reference's field level: per field, the strongest rule (or schema default) among the
+/// active roles whose `action` grant covers the record; hidden when none does.
+fn reference_field_levels(
+    model: &Model,
+    user: UserId,
+    action: Action,
+    object: ObjectType,
+    record: &RecordRef,
+) -> Vec<FieldAccess> {
+    let roles = reference_roles(model, user, action, object, record);
+    schema(object)
+        .fields
+        .iter()
+        .map(|def| {
+            roles
+                .iter()
+                .map(|role| {
+                    role.fields
+                        .iter()
+                        .find(|f| f.object == object && f.field == def.name)
+                        .map_or(def.default_access(), |f| f.access)
+                })
+                .max()
+                .unwrap_or(FieldAccess::Hidden)
+        })
+        .collect()
+}
+
+/// The active roles of `user` one of whose grants allows `action` on `record`.
+fn reference_roles<'m>(
+    model: &'m Model,
+    user: UserId,
+    action: Action,
+    object: ObjectType,
+    record: &RecordRef,
+) -> Vec<&'m RoleDef> {
     let Some(me) = model.users.iter().find(|u| u.id == user) else {
-        return false;
+        return Vec::new();
     };
     if me.disabled {
-        return false;
+        return Vec::new();
     }
     let controlled_by_customer =
         object != ObjectType::Customers && !model.controls.contains(&(object, Control::OwnGrants));
     let (object, action, owner, unit) = if controlled_by_customer {
         let Some((owner, unit)) = record.customer else {
-            return false;
+            return Vec::new();
         };
         let action = match action {
             Action::Create | Action::Update | Action::Delete => Action::Update,
@@ -221,12 +292,14 @@ fn reference_allows(
     me.roles
         .iter()
         .filter(|a| a.expires_at.is_none_or(|e| NOW < e))
-        .any(|assignment| {
-            let role = model
+        .map(|assignment| {
+            model
                 .roles
                 .iter()
                 .find(|r| r.id == assignment.role)
-                .expect("role exists");
+                .expect("role exists")
+        })
+        .filter(|role| {
             role.grants
                 .iter()
                 .filter(|g| g.object == object && g.action == action)
@@ -240,6 +313,23 @@ fn reference_allows(
                     Scope::UnitTree => unit_below_mine(),
                 })
         })
+        .collect()
+}
+
+/// Every user's field levels on every record, for read and update of customers and contacts.
+fn field_table(snapshot: &Snapshot, world: &World) -> Vec<FieldAccess> {
+    let mut table = Vec::new();
+    for user in &world.model.users {
+        for object in [ObjectType::Customers, ObjectType::Contacts] {
+            for action in [Action::Read, Action::Update] {
+                for record in &world.records {
+                    let levels = snapshot.field_levels(user.id, action, object, record, NOW);
+                    table.extend(levels.iter().map(|(_, level)| level));
+                }
+            }
+        }
+    }
+    table
 }
 
 /// Every user's access to every record, for every action and object.
@@ -365,6 +455,99 @@ proptest! {
         let after = Snapshot::compile(&widened.model).expect("same hierarchy");
         for (was, is) in access_table(&before, &world).into_iter().zip(access_table(&after, &widened)) {
             prop_assert!(!was || is, "a wider grant removed access");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn field_levels_agree_with_the_reference_model(world in world_strategy()) {
+        let snapshot = Snapshot::compile(&world.model).expect("random worlds are forests");
+        for user in &world.model.users {
+            for object in [ObjectType::Customers, ObjectType::Contacts, ObjectType::Deals] {
+                for action in [Action::Read, Action::Update, Action::Create] {
+                    for record in &world.records {
+                        let levels: Vec<FieldAccess> = snapshot
+                            .field_levels(user.id, action, object, record, NOW)
+                            .iter()
+                            .map(|(_, level)| level)
+                            .collect();
+                        let expected = reference_field_levels(&world.model, user.id, action, object, record);
+                        prop_assert_eq!(&levels, &expected, "user {:?} {:?} {:?} {:?}", user.id, action, object, record);
+                        // No grant, no field: a record the user may not act on shows nothing.
+                        if !snapshot.check(user.id, action, object, record, NOW).is_allowed() {
+                            prop_assert!(levels.iter().all(|l| *l == FieldAccess::Hidden));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_list_floor_is_never_above_a_readable_record(world in world_strategy()) {
+        let snapshot = Snapshot::compile(&world.model).expect("random worlds are forests");
+        for user in &world.model.users {
+            for object in [ObjectType::Customers, ObjectType::Contacts] {
+                let floor = snapshot.field_floor(user.id, Action::Read, object, NOW);
+                for record in &world.records {
+                    if !snapshot.check(user.id, Action::Read, object, record, NOW).is_allowed() {
+                        continue;
+                    }
+                    let levels = snapshot.field_levels(user.id, Action::Read, object, record, NOW);
+                    for ((def, low), (_, level)) in floor.iter().zip(levels.iter()) {
+                        prop_assert!(low <= level, "{}: floor {:?} above {:?} on {:?}", def.name, low, level, record);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_wider_grant_or_a_stronger_rule_never_lowers_a_field(
+        world in world_strategy(),
+        extra in scope_strategy(),
+        rule in field_rule_strategy(),
+        role in any::<prop::sample::Index>(),
+    ) {
+        let before = Snapshot::compile(&world.model).expect("random worlds are forests");
+        let mut widened = world.clone();
+        let roles = &mut widened.model.roles;
+        let index = role.index(roles.len());
+        let role = &mut roles[index];
+        role.grants.push(Grant { object: ObjectType::Customers, action: Action::Read, scope: extra });
+        let default = schema(rule.object).field(&rule.field).expect("drawn from the schema").1.default_access();
+        let current = role
+            .fields
+            .iter()
+            .find(|f| f.object == rule.object && f.field == rule.field)
+            .map_or(default, |f| f.access);
+        role.fields.retain(|f| f.object != rule.object || f.field != rule.field);
+        role.fields.push(FieldRule { access: current.max(rule.access), ..rule });
+        let after = Snapshot::compile(&widened.model).expect("same hierarchy");
+        for (was, is) in field_table(&before, &world).into_iter().zip(field_table(&after, &widened)) {
+            prop_assert!(was <= is, "a field went from {:?} to {:?}", was, is);
+        }
+    }
+
+    #[test]
+    fn explain_names_each_field_level_and_writability(world in world_strategy()) {
+        let snapshot = Snapshot::compile(&world.model).expect("random worlds are forests");
+        for user in &world.model.users {
+            for record in &world.records {
+                let explanation = snapshot.explain(user.id, ObjectType::Customers, record, NOW);
+                let read = snapshot.field_levels(user.id, Action::Read, ObjectType::Customers, record, NOW);
+                let update = snapshot.field_levels(user.id, Action::Update, ObjectType::Customers, record, NOW);
+                prop_assert_eq!(explanation.fields.len(), schema(ObjectType::Customers).fields.len());
+                for field in &explanation.fields {
+                    prop_assert_eq!(Some(field.read), read.of(field.field));
+                    prop_assert_eq!(field.writable, update.of(field.field) == Some(FieldAccess::Write));
+                    prop_assert_eq!(field.read_by.is_some(), field.read != FieldAccess::Hidden);
+                    prop_assert_eq!(field.write_by.is_some(), field.writable);
+                }
+            }
         }
     }
 }

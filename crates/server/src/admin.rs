@@ -7,7 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
-use warden_policy::{Action, Control, Grant, ObjectType, Permission, RoleId, Scope};
+use warden_policy::{
+    Action, Control, FieldAccess, FieldRule, Grant, ObjectType, Permission, RoleId, Scope,
+};
 use warden_service::{
     ExplainReport, RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView,
 };
@@ -294,6 +296,20 @@ pub struct RoleJson {
     pub version: i64,
     pub grants: Vec<GrantJson>,
     pub permissions: Vec<String>,
+    /// Field rules that differ from the schema's defaults (sensitive fields hidden, the rest
+    /// writable).
+    pub fields: Vec<FieldRuleJson>,
+}
+
+/// A role's rule for one field.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRuleJson {
+    /// customers, contacts, deals, contracts or activities
+    pub object: String,
+    pub field: String,
+    /// hidden, masked, read or write
+    pub access: String,
 }
 
 impl From<RoleView> for RoleJson {
@@ -318,6 +334,15 @@ impl From<RoleView> for RoleJson {
                 .iter()
                 .map(|p| p.as_str().to_owned())
                 .collect(),
+            fields: role
+                .fields
+                .iter()
+                .map(|f| FieldRuleJson {
+                    object: f.object.as_str().into(),
+                    field: f.field.clone(),
+                    access: f.access.as_str().into(),
+                })
+                .collect(),
         }
     }
 }
@@ -334,6 +359,9 @@ pub struct RoleBody {
     /// manage_users, manage_roles, view_audit, manage_settings
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// Field rules: `hidden`, `masked`, `read` or `write` per object and field.
+    #[serde(default)]
+    pub fields: Vec<FieldRuleJson>,
     /// With `PUT`: the version read; the change is refused (409) if the role changed since.
     pub version: Option<i64>,
 }
@@ -364,12 +392,28 @@ fn role_input(body: RoleBody) -> ApiResult<(RoleInput, Option<i64>)> {
                 .map_err(|e| AppError::invalid(format!("permissions[{i}]"), e.to_string()))
         })
         .collect::<ApiResult<Vec<_>>>()?;
+    let fields = body
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let field = |name: &str| format!("fields[{i}].{name}");
+            Ok(FieldRule {
+                object: ObjectType::parse(&f.object)
+                    .map_err(|e| AppError::invalid(field("object"), e.to_string()))?,
+                field: f.field.clone(),
+                access: FieldAccess::parse(&f.access)
+                    .map_err(|e| AppError::invalid(field("access"), e.to_string()))?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     Ok((
         RoleInput {
             name: body.name,
             description: body.description,
             grants,
             permissions,
+            fields,
         },
         body.version,
     ))
@@ -475,12 +519,21 @@ fn explain_json(report: ExplainReport) -> serde_json::Value {
             })).collect::<Vec<_>>(),
             "denied_because": a.denied_because,
         })).collect::<Vec<_>>(),
+        "fields": report.fields.iter().map(|f| serde_json::json!({
+            "field": f.field,
+            "sensitive": f.sensitive,
+            "read": f.read.as_str(),
+            "read_by": f.read_by,
+            "writable": f.writable,
+            "write_by": f.write_by,
+            "because": f.because,
+        })).collect::<Vec<_>>(),
     })
 }
 
 /// Why can `user` see (or change…) this record? Everyone may ask about themselves.
 #[utoipa::path(get, path = "/api/v1/access/explain", tag = "access", security(("bearer" = [])), params(ExplainQuery),
-    responses((status = 200, description = "per action: allowed, every reason (role, scope, reporting path), or why denied"),
+    responses((status = 200, description = "per action: allowed, every reason (role, scope, reporting path), or why denied; per field: hidden / masked / read, writable, and the role that says so"),
               (status = 403, description = "asking about another user needs manage_users or manage_roles"),
               (status = 404, description = "the record is not readable by the caller")))]
 async fn explain(

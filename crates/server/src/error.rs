@@ -59,6 +59,10 @@ impl IntoResponse for AppError {
                 StatusCode::FORBIDDEN,
                 json!({"error": "forbidden", "message": message}),
             ),
+            ServiceError::FieldForbidden { field, message } => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "forbidden", "field": field, "message": format!("{field}: {message}")}),
+            ),
             ServiceError::NotFound => (
                 StatusCode::NOT_FOUND,
                 json!({"error": "not_found", "message": "not found"}),

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Number, Value as Json};
 use warden_policy::schema::{schema, FieldKind, Value};
+
 use warden_service::{RecordInput, RecordView};
 
 use crate::error::AppError;
@@ -78,7 +79,7 @@ pub fn parse_timestamp(field: &str, text: &str) -> Result<i64, AppError> {
         })
 }
 
-fn field_to_json(value: &Value) -> Json {
+pub(crate) fn value_json(value: &Value) -> Json {
     match value {
         Value::Null => Json::Null,
         Value::Text(text) => Json::String(text.clone()),
@@ -87,7 +88,9 @@ fn field_to_json(value: &Value) -> Json {
     }
 }
 
-/// A record as JSON: its fields, then `id`, `owner`, `unit`, `version` and times.
+/// A record as JSON: its fields, then `id`, `owner`, `unit`, `version` and times. Fields
+/// hidden from the caller are absent; masked ones hold their masked text and are named in
+/// `masked_fields` (their full value is at `…/{id}/fields/{field}/reveal`).
 pub fn record_json(view: &RecordView) -> Json {
     let record = &view.record;
     let mut map = Map::new();
@@ -95,8 +98,15 @@ pub fn record_json(view: &RecordView) -> Json {
     if let Some(customer_id) = record.customer_id {
         map.insert("customer_id".into(), Json::from(customer_id));
     }
-    for (def, value) in schema(record.object).fields.iter().zip(&record.values) {
-        map.insert(def.name.into(), field_to_json(value));
+    let mut masked = Vec::new();
+    for (name, value, level) in view.visible_fields() {
+        map.insert(name.into(), value_json(value));
+        if level == warden_policy::FieldAccess::Masked {
+            masked.push(Json::from(name));
+        }
+    }
+    if !masked.is_empty() {
+        map.insert("masked_fields".into(), Json::Array(masked));
     }
     map.insert("owner".into(), Json::String(view.owner_username.clone()));
     map.insert("unit".into(), Json::String(view.unit_name.clone()));

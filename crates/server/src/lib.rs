@@ -6,6 +6,7 @@
 //! nothing about permissions itself.
 
 mod admin;
+mod audit;
 mod auth;
 mod error;
 mod json;
@@ -67,6 +68,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
         .merge(auth::router())
         .merge(security::router())
         .merge(admin::router())
+        .merge(audit::router())
         .merge(records::router())
         .merge(openapi::router());
     Router::new()

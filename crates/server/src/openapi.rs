@@ -24,17 +24,18 @@ impl Modify for BearerAuth {
     info(title = "Warden", description = "Customer data with permissions: who may see, change, export, share and approve what, explained."),
     paths(
         crate::auth::login, crate::auth::logout, crate::auth::me,
-        crate::records::list, crate::records::read, crate::records::create, crate::records::update, crate::records::delete,
+        crate::records::list, crate::records::read, crate::records::create, crate::records::update, crate::records::delete, crate::records::reveal,
         crate::admin::list_users, crate::admin::create_user, crate::admin::get_user, crate::admin::patch_user,
         crate::admin::list_units, crate::admin::create_unit, crate::admin::patch_unit,
         crate::admin::list_roles, crate::admin::create_role, crate::admin::get_role, crate::admin::put_role,
         crate::admin::explain, crate::admin::list_objects, crate::admin::put_control,
+        crate::audit::entries,
         crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
         crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
         crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"))
+    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"))
 )]
 struct ApiDoc;
 

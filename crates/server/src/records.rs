@@ -6,15 +6,16 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value as Json_};
 use warden_policy::ObjectType;
 
 use crate::auth::Auth;
 use crate::error::{ApiResult, AppError};
-use crate::json::{record_input, record_json, JsonBody};
+use crate::json::{record_input, record_json, value_json, JsonBody};
 use crate::AppState;
+use warden_service::ListQuery;
 
 fn object(name: &str) -> ApiResult<ObjectType> {
     ObjectType::parse(name).map_err(|_| AppError::not_found())
@@ -38,34 +39,40 @@ fn whole_number(params: &HashMap<String, String>, name: &str) -> ApiResult<Optio
         .transpose()
 }
 
-/// List the records the caller may read, 50 (or `limit`) at a time, in id order.
+/// List the records the caller may read, 50 (or `limit`) at a time, in id order; any other
+/// query parameter `field=value` keeps only records whose field equals the value.
 #[utoipa::path(get, path = "/api/v1/{object}", tag = "records", security(("bearer" = [])),
     params(("object" = String, Path, description = "customers, contacts, deals, contracts or activities"),
            ("limit" = Option<u32>, Query, description = "1 to 200, default 50"),
-           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+           ("sort" = Option<String>, Query, description = "only `id` (the default): lists are in id order"),
+           ("field" = Option<String>, Query, description = "`FIELD=VALUE`, repeatable: equality on a field readable on every record you can see (403 for a field hidden or masked from you, 422 for an encrypted one)")),
     responses((status = 200, description = "`{\"items\": [record…], \"next_cursor\": string|null}`; only readable records, unreadable fields absent"),
-              (status = 401), (status = 422, description = "bad limit or cursor")))]
+              (status = 401), (status = 403, description = "filtered or sorted by a field hidden from the caller"),
+              (status = 422, description = "bad limit, cursor or field")))]
 async fn list(
     State(state): State<AppState>,
     Auth(subject): Auth,
     Path(object_name): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Json_>> {
     let object = object(&object_name)?;
-    let limit = whole_number(&params, "limit")?
-        .map(|n| {
-            u32::try_from(n).map_err(|_| AppError::invalid("limit", "must be between 1 and 200"))
-        })
-        .transpose()?;
-    let page = state
-        .warden
-        .list_records(
-            &subject,
-            object,
-            params.get("cursor").map(String::as_str),
-            limit,
-        )
-        .await?;
+    let mut query = ListQuery::default();
+    for (name, value) in params {
+        match name.as_str() {
+            "limit" => {
+                query.limit = Some(
+                    value
+                        .parse::<u32>()
+                        .map_err(|_| AppError::invalid("limit", "must be between 1 and 200"))?,
+                );
+            }
+            "cursor" => query.cursor = Some(value),
+            "sort" => query.sort = Some(value),
+            _ => query.matching.push((name, value)),
+        }
+    }
+    let page = state.warden.query_records(&subject, object, &query).await?;
     Ok(Json(json!({
         "items": page.items.iter().map(record_json).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
@@ -135,6 +142,27 @@ async fn update(
     Ok(Json(record_json(&view)))
 }
 
+/// The full value of a field shown masked (or in full): every reveal is written to the
+/// access log before the value is returned.
+#[utoipa::path(post, path = "/api/v1/{object}/{id}/fields/{field}/reveal", tag = "records", security(("bearer" = [])),
+    params(("object" = String, Path), ("id" = i64, Path), ("field" = String, Path)),
+    responses((status = 200, description = "`{\"field\": name, \"value\": full value}`"), (status = 401),
+              (status = 403, description = "the field is hidden from the caller"), (status = 404, description = "missing or not readable"),
+              (status = 422, description = "no such field")))]
+async fn reveal(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    Path((object_name, id, field)): Path<(String, String, String)>,
+) -> ApiResult<Json<Json_>> {
+    let object = object(&object_name)?;
+    let id = record_id(&id)?;
+    let value = state
+        .warden
+        .reveal_field(&subject, object, id, &field)
+        .await?;
+    Ok(Json(json!({"field": field, "value": value_json(&value)})))
+}
+
 /// Delete a record (optionally only at `?version=`).
 #[utoipa::path(delete, path = "/api/v1/{object}/{id}", tag = "records", security(("bearer" = [])),
     params(("object" = String, Path), ("id" = i64, Path), ("version" = Option<i64>, Query)),
@@ -159,4 +187,5 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/{object}", get(list).post(create))
         .route("/{object}/{id}", get(read).patch(update).delete(delete))
+        .route("/{object}/{id}/fields/{field}/reveal", post(reveal))
 }

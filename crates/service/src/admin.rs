@@ -2,8 +2,8 @@
 //! permission epoch in the same transaction, so it holds on every node from the next request.
 
 use warden_policy::{
-    Control, Grant, ObjectType, Permission, RoleAssignment, RoleId, Snapshot, Timestamp, UnitId,
-    UserId,
+    Control, FieldRule, Grant, ObjectType, Permission, RoleAssignment, RoleId, Snapshot, Timestamp,
+    UnitId, UserId,
 };
 use warden_store::{NewUser, RoleRow, UserChanges, UserRow};
 
@@ -88,6 +88,43 @@ pub struct RoleInput {
     pub description: String,
     pub grants: Vec<Grant>,
     pub permissions: Vec<Permission>,
+    /// Field rules that differ from the schema's defaults.
+    pub fields: Vec<FieldRule>,
+}
+
+/// Checks that every field rule names a field of its object, once.
+fn validate_field_rules(rules: &[FieldRule]) -> Result<()> {
+    for (i, rule) in rules.iter().enumerate() {
+        if warden_policy::schema::schema(rule.object)
+            .field(&rule.field)
+            .is_none()
+        {
+            return Err(ServiceError::invalid(
+                format!("fields[{i}].field"),
+                format!("`{}` is not a field of {}", rule.field, rule.object),
+            ));
+        }
+        if rules[..i]
+            .iter()
+            .any(|r| r.object == rule.object && r.field == rule.field)
+        {
+            return Err(ServiceError::invalid(
+                format!("fields[{i}]"),
+                format!("{}.{} has two rules", rule.object, rule.field),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RoleInput {
+    fn contents(&self) -> warden_store::RoleContents<'_> {
+        warden_store::RoleContents {
+            grants: &self.grants,
+            permissions: &self.permissions,
+            fields: &self.fields,
+        }
+    }
 }
 
 /// Maps a unique-constraint violation to a 409 saying what is taken; other errors pass on.
@@ -472,6 +509,7 @@ impl Warden {
             for role in &mut roles {
                 role.grants.clear();
                 role.permissions.clear();
+                role.fields.clear();
             }
         }
         Ok(roles)
@@ -481,15 +519,10 @@ impl Warden {
     pub async fn create_role(&self, subject: &Subject, input: RoleInput) -> Result<RoleView> {
         subject.require(Permission::ManageRoles)?;
         let name = validate_name("name", &input.name, 100)?;
+        validate_field_rules(&input.fields)?;
         let mut tx = self.store.begin().await?;
         let id = tx
-            .insert_role(
-                &name,
-                &input.description,
-                &input.grants,
-                &input.permissions,
-                subject.now,
-            )
+            .insert_role(&name, &input.description, input.contents(), subject.now)
             .await
             .map_err(taken(format!("a role named `{name}` exists")))?;
         tx.bump_epoch().await?;
@@ -513,17 +546,11 @@ impl Warden {
             ));
         }
         let name = validate_name("name", &input.name, 100)?;
+        validate_field_rules(&input.fields)?;
         let mut tx = self.store.begin().await?;
-        tx.update_role(
-            id,
-            &name,
-            &input.description,
-            &input.grants,
-            &input.permissions,
-            subject.now,
-        )
-        .await
-        .map_err(taken(format!("a role named `{name}` exists")))?;
+        tx.update_role(id, &name, &input.description, input.contents(), subject.now)
+            .await
+            .map_err(taken(format!("a role named `{name}` exists")))?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.role(id).await

@@ -1,11 +1,12 @@
 //! The demo organisation of the brief, seeded deterministically: the same names in the docs,
 //! the tests and the screenshots.
 
-use warden_policy::schema::Value;
+use warden_policy::schema::{schema, Value};
 use warden_policy::{
-    Action, Grant, ObjectType, Permission, RoleAssignment, RoleId, Scope, Timestamp, UnitId, UserId,
+    Action, FieldAccess, FieldRule, Grant, ObjectType, Permission, RoleAssignment, RoleId, Scope,
+    Timestamp, UnitId, UserId,
 };
-use warden_store::{NewRecord, NewUser, Store};
+use warden_store::{NewRecord, NewUser, RoleContents, Store};
 
 use crate::auth::hash_password;
 use crate::{Result, ServiceError};
@@ -108,10 +109,50 @@ fn grants(objects: &[ObjectType], actions: &[Action], scope: Scope) -> Vec<Grant
         .collect()
 }
 
-/// The demo's roles: (name, description, grants, permissions).
-pub fn demo_roles() -> Vec<(&'static str, &'static str, Vec<Grant>, Vec<Permission>)> {
+/// Field rules: `access` for each named field of `object`.
+fn field_rules(object: ObjectType, fields: &[&str], access: FieldAccess) -> Vec<FieldRule> {
+    fields
+        .iter()
+        .map(|field| FieldRule {
+            object,
+            field: (*field).to_owned(),
+            access,
+        })
+        .collect()
+}
+
+/// `access` for every field of every object (Finance's read-only view of everything).
+fn every_field(access: FieldAccess) -> Vec<FieldRule> {
+    ObjectType::ALL
+        .iter()
+        .flat_map(|&object| {
+            schema(object).fields.iter().map(move |def| FieldRule {
+                object,
+                field: def.name.to_owned(),
+                access,
+            })
+        })
+        .collect()
+}
+
+/// A demo role: name, description, grants, functional permissions and field rules.
+pub type DemoRole = (
+    &'static str,
+    &'static str,
+    Vec<Grant>,
+    Vec<Permission>,
+    Vec<FieldRule>,
+);
+
+/// The demo's roles. Field security: Support never sees `credit_limit` or `bank_account`
+/// (hidden by default, being sensitive); Finance sees every field and may change only the
+/// financial ones; reps and supervisors see `credit_limit` read-only and never `bank_account`;
+/// the manager sees `bank_account` masked (the full value only through a logged reveal).
+pub fn demo_roles() -> Vec<DemoRole> {
     use Action::*;
     let customers = &[ObjectType::Customers];
+    const C: ObjectType = ObjectType::Customers;
+    const K: ObjectType = ObjectType::Contracts;
     let team = Scope::Subordinates { depth: None };
     let sales_actions = &[Read, Create, Update, Delete, Export, Share];
     vec![
@@ -120,41 +161,75 @@ pub fn demo_roles() -> Vec<(&'static str, &'static str, Vec<Grant>, Vec<Permissi
             "Holds the whole system: every record, every setting.",
             grants(ObjectType::ALL, Action::ALL, Scope::All),
             Permission::ALL.to_vec(),
+            [
+                field_rules(C, &["credit_limit", "bank_account"], FieldAccess::Write),
+                field_rules(K, &["value", "terms"], FieldAccess::Write),
+            ]
+            .concat(),
         ),
         (
             "Sales Manager",
             "Manages the sales team's customers (everyone below them in the reporting line).",
             [grants(customers, sales_actions, team), grants(customers, &[Approve], team)].concat(),
             vec![],
+            [
+                field_rules(C, &["credit_limit"], FieldAccess::Read),
+                field_rules(C, &["bank_account"], FieldAccess::Masked),
+                field_rules(K, &["value", "terms"], FieldAccess::Write),
+            ]
+            .concat(),
         ),
         (
             "Sales Supervisor",
             "Manages their team's customers (everyone below them in the reporting line).",
             [grants(customers, sales_actions, team), grants(customers, &[Approve], team)].concat(),
             vec![],
+            [
+                field_rules(C, &["credit_limit"], FieldAccess::Read),
+                field_rules(K, &["value", "terms"], FieldAccess::Write),
+            ]
+            .concat(),
         ),
         (
             "Sales Rep",
             "Works on their own customers.",
             grants(customers, &[Read, Create, Update, Delete, Share], Scope::Own),
             vec![],
+            [
+                field_rules(C, &["credit_limit"], FieldAccess::Read),
+                field_rules(K, &["value", "terms"], FieldAccess::Write),
+            ]
+            .concat(),
         ),
         (
             "Customer Support",
-            "Reads and updates every customer; cannot delete.",
+            "Reads and updates every customer, never their financial fields; cannot delete.",
             grants(customers, &[Read, Update], Scope::All),
+            vec![],
             vec![],
         ),
         (
             "Finance",
-            "Reads every customer and maintains their financial data.",
+            "Reads every customer and maintains their financial data, and nothing else.",
             grants(customers, &[Read, Update, Export], Scope::All),
             vec![],
+            [
+                every_field(FieldAccess::Read),
+                field_rules(C, &["credit_limit", "bank_account"], FieldAccess::Write),
+            ]
+            .concat(),
         ),
-        ("Auditor", "Reads the access log; no customer data.", vec![], vec![Permission::ViewAudit]),
+        (
+            "Auditor",
+            "Reads the access log; no customer data.",
+            vec![],
+            vec![Permission::ViewAudit],
+            vec![],
+        ),
         (
             "Portal Read-only",
             "External user: reads their own company's records only (portal scope; until it exists, nothing).",
+            vec![],
             vec![],
             vec![],
         ),
@@ -287,9 +362,18 @@ pub async fn seed(
         units.push((name, id));
     }
     let mut roles: Vec<(&str, RoleId)> = Vec::new();
-    for (name, description, grants, permissions) in demo_roles() {
+    for (name, description, grants, permissions, fields) in demo_roles() {
         let id = tx
-            .insert_role(name, description, &grants, &permissions, now)
+            .insert_role(
+                name,
+                description,
+                RoleContents {
+                    grants: &grants,
+                    permissions: &permissions,
+                    fields: &fields,
+                },
+                now,
+            )
             .await?;
         roles.push((name, id));
     }

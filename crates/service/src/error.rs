@@ -11,6 +11,10 @@ pub enum ServiceError {
     /// Authenticated, but the action is not allowed (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The record may be acted on, but not this field (403, naming the field): a write that
+    /// touches it is refused whole, and a list may not be filtered by it.
+    #[error("{field}: {message}")]
+    FieldForbidden { field: String, message: String },
     /// Missing, or not visible to the caller (404): existence is not leaked.
     #[error("not found")]
     NotFound,

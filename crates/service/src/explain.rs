@@ -1,6 +1,6 @@
 //! Explain: why a user may or may not act on a record, in names a person reads.
 
-use warden_policy::{Action, Decision, Denial, Grounds, ObjectType, Permission};
+use warden_policy::{Action, Decision, Denial, FieldAccess, Grounds, ObjectType, Permission};
 
 use crate::{Result, ServiceError, Subject, Warden};
 
@@ -15,6 +15,25 @@ pub struct ExplainReport {
     pub actions: Vec<ActionReport>,
     /// Roles the user holds whose assignment has expired.
     pub expired_roles: Vec<String>,
+    /// Every field of the record, and what the user may do with it.
+    pub fields: Vec<FieldReport>,
+}
+
+/// One field of an [`ExplainReport`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldReport {
+    pub field: &'static str,
+    pub sensitive: bool,
+    /// hidden, masked, read or write: the strongest level among the roles whose read grant
+    /// covers the record.
+    pub read: FieldAccess,
+    /// The role giving `read`.
+    pub read_by: Option<String>,
+    pub writable: bool,
+    /// The role giving `write` under an update grant that covers the record.
+    pub write_by: Option<String>,
+    /// In words.
+    pub because: String,
 }
 
 /// One action of an [`ExplainReport`].
@@ -149,6 +168,39 @@ impl Warden {
                 .expired_roles
                 .iter()
                 .map(|r| role_name(*r))
+                .collect(),
+            fields: explanation
+                .fields
+                .iter()
+                .map(|f| {
+                    let read_by = f.read_by.map(role_name);
+                    let write_by = f.write_by.map(role_name);
+                    let because = match (&read_by, &write_by) {
+                        (_, Some(writer)) => format!("{writer} lets {username} change it"),
+                        (Some(reader), None) => format!(
+                            "{reader} shows it {}; no role whose update grant covers the record lets {username} change it",
+                            match f.read {
+                                FieldAccess::Masked => "masked (full value by a logged reveal)",
+                                _ => "read-only",
+                            }
+                        ),
+                        (None, None) if f.sensitive => format!(
+                            "sensitive: hidden unless a role grants it, and none of {username}'s roles that reach the record does"
+                        ),
+                        (None, None) => format!(
+                            "hidden: no role of {username}'s that reaches the record shows it"
+                        ),
+                    };
+                    FieldReport {
+                        field: f.field,
+                        sensitive: f.sensitive,
+                        read: f.read,
+                        read_by,
+                        writable: f.writable,
+                        write_by,
+                        because,
+                    }
+                })
                 .collect(),
         })
     }

@@ -10,6 +10,7 @@
 //! every server node from its next request.
 
 mod admin;
+mod audit;
 mod auth;
 pub mod demo;
 mod error;
@@ -21,8 +22,8 @@ mod state;
 pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
 pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
-pub use explain::{ActionReport, ExplainReport, ReasonReport};
-pub use records::{Page, RecordInput, RecordView};
+pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};
+pub use records::{ListQuery, Page, RecordInput, RecordView};
 pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };

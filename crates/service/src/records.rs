@@ -1,17 +1,50 @@
-//! Record use cases: list, read, create, update, delete, each decided by the engine.
+//! Record use cases: list, read, create, update, delete and reveal, each decided by the engine,
+//! records and fields alike.
 
-use warden_policy::schema::{schema, Value};
-use warden_policy::{Action, Decision, Denial, ObjectType, RecordRef};
-use warden_store::{NewRecord, Record, RecordChanges, StoreError};
+use warden_policy::schema::{schema, FieldKind, Value};
+use warden_policy::{
+    mask, Action, Decision, Denial, FieldAccess, FieldLevels, ObjectType, RecordRef,
+};
+use warden_store::{AccessEntry, NewRecord, Record, RecordChanges, StoreError};
 
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A record as the caller may see it, with names resolved for display.
+///
+/// INVARIANT: `record.values` holds no value the caller may not read: a hidden field's value is
+/// `Null` and a masked one's is its masked text; `fields` says which is which, and whoever
+/// renders the record leaves hidden fields out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordView {
     pub record: Record,
     pub owner_username: String,
     pub unit_name: String,
+    /// The caller's read level of each field of this record.
+    pub fields: FieldLevels,
+}
+
+impl RecordView {
+    /// The fields shown, with their (possibly masked) values, in schema order: hidden fields
+    /// are left out.
+    pub fn visible_fields(&self) -> impl Iterator<Item = (&'static str, &Value, FieldAccess)> {
+        self.fields
+            .iter()
+            .zip(&self.record.values)
+            .filter(|((_, level), _)| *level != FieldAccess::Hidden)
+            .map(|((def, level), value)| (def.name, value, level))
+    }
+}
+
+/// What a list asks for beyond the caller's permissions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// Field equality tests (`?status=active`); an empty value matches an empty field.
+    pub matching: Vec<(String, String)>,
+    /// A field to sort by. Lists are in id order (stable cursors); a sort by any other field is
+    /// refused, and refused as forbidden when the field is hidden from the caller.
+    pub sort: Option<String>,
 }
 
 /// One page of a list.
@@ -30,9 +63,24 @@ pub struct RecordInput {
     pub customer_id: Option<i64>,
 }
 
-fn view(subject: &Subject, record: Record) -> RecordView {
+fn view(subject: &Subject, mut record: Record) -> RecordView {
     let snapshot = &subject.snapshot;
+    let fields = snapshot.field_levels(
+        subject.user,
+        Action::Read,
+        record.object,
+        &record.record_ref(),
+        subject.now,
+    );
+    for (index, value) in record.values.iter_mut().enumerate() {
+        match fields.at(index) {
+            FieldAccess::Hidden => *value = Value::Null,
+            FieldAccess::Masked => *value = mask(value).map_or(Value::Null, Value::Text),
+            FieldAccess::Read | FieldAccess::Write => {}
+        }
+    }
     RecordView {
+        fields,
         owner_username: snapshot
             .user(record.owner)
             .map(|u| u.username().to_owned())
@@ -75,20 +123,73 @@ fn singular(object: ObjectType) -> &'static str {
     }
 }
 
-/// Validates named values against the schema; returns them by field position.
-fn validate_fields(object: ObjectType, fields: &[(String, Value)]) -> Result<Vec<(usize, Value)>> {
+/// Validates named values against the schema; returns them by field position. Unknown and
+/// repeated fields are refused first, then fields the caller may not write (`writable`, when
+/// given: 403 naming the first), then values that do not fit (422).
+fn validate_fields(
+    object: ObjectType,
+    fields: &[(String, Value)],
+    writable: Option<&FieldLevels>,
+) -> Result<Vec<(usize, Value)>> {
     let schema = schema(object);
-    let mut out: Vec<(usize, Value)> = Vec::with_capacity(fields.len());
-    for (name, value) in fields {
-        let (index, def) = schema.field(name).ok_or_else(|| {
+    let mut positions: Vec<usize> = Vec::with_capacity(fields.len());
+    for (name, _) in fields {
+        let (index, _) = schema.field(name).ok_or_else(|| {
             ServiceError::invalid(name.as_str(), format!("is not a field of {}", object))
         })?;
-        if out.iter().any(|(i, _)| *i == index) {
+        if positions.contains(&index) {
             return Err(ServiceError::invalid(name.as_str(), "is given twice"));
         }
-        out.push((index, def.validate(value.clone())?));
+        positions.push(index);
     }
-    Ok(out)
+    if let Some(levels) = writable {
+        for (name, _) in fields {
+            let level = levels.of(name).unwrap_or(FieldAccess::Hidden);
+            if level != FieldAccess::Write {
+                return Err(ServiceError::FieldForbidden {
+                    field: name.clone(),
+                    message: match level {
+                        FieldAccess::Hidden => {
+                            "you may not write this field (it is hidden from you)"
+                        }
+                        _ => "you may not write this field (it is read-only for you)",
+                    }
+                    .to_owned(),
+                });
+            }
+        }
+    }
+    positions
+        .into_iter()
+        .zip(fields)
+        .map(|(index, (_, value))| Ok((index, schema.fields[index].validate(value.clone())?)))
+        .collect()
+}
+
+/// Parses a list's `field=value` test into the field's position and value.
+fn parse_matching(object: ObjectType, name: &str, text: &str) -> Result<(usize, Value)> {
+    let (index, def) = schema(object).field(name).ok_or_else(|| {
+        ServiceError::invalid(
+            name,
+            format!("is not a field of {object} (nor a list parameter)"),
+        )
+    })?;
+    if text.is_empty() {
+        return Ok((index, Value::Null));
+    }
+    let value = match def.kind {
+        FieldKind::Integer { .. } => Value::Integer(
+            text.parse()
+                .map_err(|_| ServiceError::invalid(name, "must be a whole number"))?,
+        ),
+        FieldKind::Bool => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(ServiceError::invalid(name, "must be true or false")),
+        },
+        _ => Value::Text(text.to_owned()),
+    };
+    Ok((index, def.validate(value)?))
 }
 
 /// Parses a list cursor (the last id of the previous page).
@@ -112,20 +213,79 @@ impl Warden {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page> {
-        let limit = limit.unwrap_or(self.config.default_page_size);
+        let query = ListQuery {
+            cursor: cursor.map(str::to_owned),
+            limit,
+            ..ListQuery::default()
+        };
+        self.query_records(subject, object, &query).await
+    }
+
+    /// One page of the records of `object` the subject may read that match `query`.
+    ///
+    /// A list may only be narrowed by a field the caller can read on *every* record they can
+    /// read (the engine's field floor): otherwise which records match would tell the value of
+    /// a field hidden or masked on some of them. Encrypted fields cannot be matched at all.
+    pub async fn query_records(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        query: &ListQuery,
+    ) -> Result<Page> {
+        let floor = subject
+            .snapshot
+            .field_floor(subject.user, Action::Read, object, subject.now);
+        let readable_everywhere = |name: &str| -> Result<()> {
+            match floor.of(name) {
+                Some(FieldAccess::Read | FieldAccess::Write) | None => Ok(()),
+                Some(_) => Err(ServiceError::FieldForbidden {
+                    field: name.to_owned(),
+                    message: "is hidden or masked on records you can see; lists cannot be \
+                              filtered or sorted by it"
+                        .to_owned(),
+                }),
+            }
+        };
+        if let Some(sort) = query.sort.as_deref().filter(|s| *s != "id") {
+            let name = sort.trim_start_matches('-');
+            if schema(object).field(name).is_none() {
+                return Err(ServiceError::invalid(
+                    "sort",
+                    format!("`{name}` is not a field of {object}"),
+                ));
+            }
+            readable_everywhere(name)?;
+            return Err(ServiceError::invalid(
+                "sort",
+                "lists are in id order (the cursor follows it); sorting by a field is not offered",
+            ));
+        }
+        let mut matching = Vec::with_capacity(query.matching.len());
+        for (name, text) in &query.matching {
+            let (index, value) = parse_matching(object, name, text)?;
+            readable_everywhere(name)?;
+            if schema(object).fields[index].sensitive {
+                return Err(ServiceError::invalid(
+                    name.as_str(),
+                    "is encrypted at rest; lists cannot be filtered by it",
+                ));
+            }
+            matching.push((index, value));
+        }
+        let limit = query.limit.unwrap_or(self.config.default_page_size);
         if limit == 0 || limit > self.config.max_page_size {
             return Err(ServiceError::invalid(
                 "limit",
                 format!("must be between 1 and {}", self.config.max_page_size),
             ));
         }
-        let after = parse_cursor(cursor)?;
+        let after = parse_cursor(query.cursor.as_deref())?;
         let filter = subject
             .snapshot
             .filter(subject.user, Action::Read, object, subject.now);
         let page = self
             .store
-            .list_records(object, &filter, after, limit)
+            .list_records_matching(object, &filter, &matching, after, limit)
             .await?;
         Ok(Page {
             items: page.items.into_iter().map(|r| view(subject, r)).collect(),
@@ -188,16 +348,7 @@ impl Warden {
         input: RecordInput,
     ) -> Result<RecordView> {
         let schema = schema(object);
-        let values = validate_fields(object, &input.fields)?;
-        let mut row = vec![Value::Null; schema.fields.len()];
-        for (index, value) in values {
-            row[index] = value;
-        }
-        for (index, def) in schema.fields.iter().enumerate() {
-            if def.required && row[index] == Value::Null {
-                return Err(ServiceError::invalid(def.name, "is required"));
-            }
-        }
+        validate_fields(object, &input.fields, None)?;
         let (owner, unit) = match &input.owner {
             Some(owner) => self.resolve_owner(subject, owner)?,
             None => {
@@ -245,6 +396,22 @@ impl Warden {
         );
         if !decision.is_allowed() {
             return Err(forbidden(decision, Action::Create, object));
+        }
+        let writable = subject.snapshot.field_levels(
+            subject.user,
+            Action::Create,
+            object,
+            &prospective,
+            subject.now,
+        );
+        let mut row = vec![Value::Null; schema.fields.len()];
+        for (index, value) in validate_fields(object, &input.fields, Some(&writable))? {
+            row[index] = value;
+        }
+        for (index, def) in schema.fields.iter().enumerate() {
+            if def.required && row[index] == Value::Null {
+                return Err(ServiceError::invalid(def.name, "is required"));
+            }
         }
         let mut tx = self.store.begin().await?;
         let record = tx
@@ -300,7 +467,14 @@ impl Warden {
         {
             return Err(ServiceError::invalid("customer_id", "cannot be changed"));
         }
-        let values = validate_fields(object, &input.fields)?;
+        let writable = subject.snapshot.field_levels(
+            subject.user,
+            Action::Update,
+            object,
+            &record.record_ref(),
+            subject.now,
+        );
+        let values = validate_fields(object, &input.fields, Some(&writable))?;
         let mut changes = RecordChanges {
             values,
             ..RecordChanges::default()
@@ -369,6 +543,57 @@ impl Warden {
     }
 }
 
+impl Warden {
+    /// The full value of one field of one record, for a caller who sees it masked (or in
+    /// full): 404 when the record is not readable, 403 when the field is hidden from the
+    /// caller. Every reveal is written to the access log, in the same transaction, before the
+    /// value is returned.
+    pub async fn reveal_field(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        id: i64,
+        field: &str,
+    ) -> Result<Value> {
+        let (index, _) = schema(object).field(field).ok_or_else(|| {
+            ServiceError::invalid("field", format!("`{field}` is not a field of {object}"))
+        })?;
+        let record = self.readable(subject, object, id).await?;
+        let level = subject
+            .snapshot
+            .field_levels(
+                subject.user,
+                Action::Read,
+                object,
+                &record.record_ref(),
+                subject.now,
+            )
+            .at(index);
+        if level == FieldAccess::Hidden {
+            return Err(ServiceError::FieldForbidden {
+                field: field.to_owned(),
+                message: "is hidden from you; nothing to reveal".to_owned(),
+            });
+        }
+        let mut tx = self.store.begin().await?;
+        tx.append_access(&AccessEntry {
+            id: 0,
+            at: subject.now,
+            actor_id: Some(subject.user),
+            actor: subject.username.clone(),
+            action: "reveal".to_owned(),
+            object: Some(object),
+            record_id: Some(id),
+            fields: vec![field.to_owned()],
+            client: Some(subject.client.to_string()),
+            detail: format!("{level} access"),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(record.values.get(index).cloned().unwrap_or(Value::Null))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +616,7 @@ mod tests {
         let err = validate_fields(
             ObjectType::Customers,
             &[("colour".into(), Value::Text("red".into()))],
+            None,
         )
         .unwrap_err();
         assert!(
@@ -403,6 +629,7 @@ mod tests {
                 ("name".into(), Value::Text("a".into())),
                 ("name".into(), Value::Text("b".into())),
             ],
+            None,
         )
         .unwrap_err();
         assert!(

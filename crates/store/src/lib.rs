@@ -10,6 +10,7 @@
 //! the dialects differ (id columns, JSON set membership) the [`Backend`] says which to use,
 //! and the migrations are kept per dialect.
 
+mod access_log;
 mod bulk;
 mod connect;
 mod error;
@@ -23,9 +24,10 @@ mod stats;
 #[doc(hidden)]
 pub mod testing;
 
+pub use access_log::AccessEntry;
 pub use connect::{Backend, Store, Tx};
 pub use error::StoreError;
-pub use org::{NewUser, RoleRow, UnitRow, UserChanges, UserRow};
+pub use org::{NewUser, RoleContents, RoleRow, UnitRow, UserChanges, UserRow};
 pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};
 pub use security::{
     address_key, rules_from_json, rules_to_json, user_key, ApiTokenRow, ThrottleState, TotpState,

@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 use warden_policy::{
-    AccessOwner, Action, Control, Grant, Model, ObjectType, Permission, RoleAssignment, RoleDef,
-    RoleId, Scope, Timestamp, UnitDef, UnitId, UserDef, UserId,
+    AccessOwner, Action, Control, FieldAccess, FieldRule, Grant, Model, ObjectType, Permission,
+    RoleAssignment, RoleDef, RoleId, Scope, Timestamp, UnitDef, UnitId, UserDef, UserId,
 };
 
 use crate::{bulk, Backend, Result, Store, StoreError, Tx};
@@ -26,6 +26,16 @@ pub struct RoleRow {
     pub version: i64,
     pub grants: Vec<Grant>,
     pub permissions: Vec<Permission>,
+    /// Field rules that differ from the schema's defaults.
+    pub fields: Vec<FieldRule>,
+}
+
+/// What a role holds: grants, functional permissions and field rules.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleContents<'a> {
+    pub grants: &'a [Grant],
+    pub permissions: &'a [Permission],
+    pub fields: &'a [FieldRule],
 }
 
 /// A user as listed by the admin API.
@@ -94,6 +104,7 @@ async fn read_roles(conn: &mut sqlx::AnyConnection) -> Result<Vec<RoleRow>> {
                     version: row.try_get(3)?,
                     grants: Vec::new(),
                     permissions: Vec::new(),
+                    fields: Vec::new(),
                 })
             })
             .collect::<Result<_>>()?;
@@ -119,6 +130,24 @@ async fn read_roles(conn: &mut sqlx::AnyConnection) -> Result<Vec<RoleRow>> {
             .map_err(|e| corrupt("role_permissions", "permission", e))?;
         if let Some(&i) = index.get(&role) {
             roles[i].permissions.push(permission);
+        }
+    }
+    for row in sqlx::query(
+        "SELECT role_id, object, field, access FROM role_field_rules ORDER BY role_id, object, field",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let role = RoleId(row.try_get(0)?);
+        let rule = FieldRule {
+            object: ObjectType::parse(&row.try_get::<String, _>(1)?)
+                .map_err(|e| corrupt("role_field_rules", "object", e))?,
+            field: row.try_get(2)?,
+            access: FieldAccess::parse(&row.try_get::<String, _>(3)?)
+                .map_err(|e| corrupt("role_field_rules", "access", e))?,
+        };
+        if let Some(&i) = index.get(&role) {
+            roles[i].fields.push(rule);
         }
     }
     Ok(roles)
@@ -254,6 +283,7 @@ impl Store {
                     name: r.name,
                     grants: r.grants,
                     permissions: r.permissions,
+                    fields: r.fields,
                 })
                 .collect(),
             controls,
@@ -463,13 +493,12 @@ impl Tx {
         Ok(())
     }
 
-    /// Creates a role with its grants and permissions.
+    /// Creates a role with its grants, permissions and field rules.
     pub async fn insert_role(
         &mut self,
         name: &str,
         description: &str,
-        grants: &[Grant],
-        permissions: &[Permission],
+        contents: RoleContents<'_>,
         now: Timestamp,
     ) -> Result<RoleId> {
         let id: i64 = sqlx::query_scalar(
@@ -481,18 +510,18 @@ impl Tx {
         .fetch_one(&mut *self.tx)
         .await?;
         let id = RoleId(id);
-        self.write_role_contents(id, grants, permissions).await?;
+        self.write_role_contents(id, contents).await?;
         Ok(id)
     }
 
-    /// Replaces a role's name, description, grants and permissions, and bumps its version.
+    /// Replaces a role's name, description, grants, permissions and field rules, and bumps its
+    /// version.
     pub async fn update_role(
         &mut self,
         id: RoleId,
         name: &str,
         description: &str,
-        grants: &[Grant],
-        permissions: &[Permission],
+        contents: RoleContents<'_>,
         now: Timestamp,
     ) -> Result<()> {
         let n = sqlx::query("UPDATE roles SET name = $1, description = $2, version = version + 1, updated_at = $3 WHERE id = $4")
@@ -510,19 +539,29 @@ impl Tx {
             .bind(id.0)
             .execute(&mut *self.tx)
             .await?;
-        sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
-            .bind(id.0)
-            .execute(&mut *self.tx)
-            .await?;
-        self.write_role_contents(id, grants, permissions).await
+        for table in ["role_permissions", "role_field_rules"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE role_id = $1"))
+                .bind(id.0)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        self.write_role_contents(id, contents).await
     }
 
-    async fn write_role_contents(
-        &mut self,
-        id: RoleId,
-        grants: &[Grant],
-        permissions: &[Permission],
-    ) -> Result<()> {
+    async fn write_role_contents(&mut self, id: RoleId, contents: RoleContents<'_>) -> Result<()> {
+        for rule in contents.fields {
+            sqlx::query(
+                "INSERT INTO role_field_rules (role_id, object, field, access) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (role_id, object, field) DO UPDATE SET access = excluded.access",
+            )
+            .bind(id.0)
+            .bind(rule.object.as_str())
+            .bind(rule.field.as_str())
+            .bind(rule.access.as_str())
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        let (grants, permissions) = (contents.grants, contents.permissions);
         for grant in grants {
             sqlx::query(
                 "INSERT INTO role_grants (role_id, object, action, scope, depth) VALUES ($1, $2, $3, $4, $5) \

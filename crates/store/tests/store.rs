@@ -9,7 +9,9 @@ use warden_policy::schema::Value;
 use warden_policy::{
     Action, Grant, ObjectType, Permission, RoleAssignment, Scope, Snapshot, UnitId, UserId,
 };
-use warden_store::{ListPlan, NewRecord, NewUser, RecordChanges, Store, StoreError, UserChanges};
+use warden_store::{
+    ListPlan, NewRecord, NewUser, RecordChanges, RoleContents, Store, StoreError, UserChanges,
+};
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -178,8 +180,11 @@ async fn write_world(store: &Store, world: &World) -> Vec<UserId> {
             tx.insert_role(
                 &format!("role {i}"),
                 "",
-                &grants,
-                &[Permission::ViewAudit],
+                RoleContents {
+                    grants: &grants,
+                    permissions: &[Permission::ViewAudit],
+                    fields: &[],
+                },
                 NOW,
             )
             .await

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+#[path = "e2e/fields.rs"]
+mod fields;
 #[path = "e2e/harness.rs"]
 mod harness;
 #[path = "e2e/security.rs"]
