@@ -10,8 +10,10 @@
 //! the dialects differ (id columns, JSON set membership) the [`Backend`] says which to use,
 //! and the migrations are kept per dialect.
 
+pub mod backup;
 mod bulk;
 mod connect;
+mod datadir;
 mod error;
 pub mod keys;
 mod org;
@@ -23,7 +25,8 @@ mod stats;
 #[doc(hidden)]
 pub mod testing;
 
-pub use connect::{Backend, Store, Tx};
+pub use connect::{Backend, Store, Tx, SQLITE_FILE};
+pub use datadir::{DataDirLock, LOCK_FILE};
 pub use error::StoreError;
 pub use org::{NewUser, RoleRow, UnitRow, UserChanges, UserRow};
 pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};
