@@ -182,6 +182,10 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         return verify_command(verify).await;
     }
     let out = args.out.context("--out FILE is required")?;
+    // Checked before the key is looked for: a missing key file would otherwise be created.
+    if !args.data.join(warden_store::SQLITE_FILE).is_file() {
+        bail!("{} holds no database to back up", args.data.display());
+    }
     let key =
         master_key(args.key_file.as_deref(), Some(&args.data), true)?.context("no master key")?;
     let info = backup::backup_sqlite(&args.data, &out, &key, crate::now_ms())

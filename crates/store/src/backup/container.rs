@@ -312,7 +312,7 @@ impl<R: Read> Opener<R> {
         let word = u32::from_be_bytes(word);
         let last = word & LAST_CHUNK != 0;
         let len = word & !LAST_CHUNK;
-        if len < TAG_LEN || len > CHUNK_SIZE + TAG_LEN {
+        if !(TAG_LEN..=CHUNK_SIZE + TAG_LEN).contains(&len) {
             return Err(corrupt("a chunk has an impossible length"));
         }
         let mut sealed = vec![0u8; len as usize];
