@@ -11,8 +11,10 @@
 //! and the migrations are kept per dialect.
 
 mod access_log;
+pub mod backup;
 mod bulk;
 mod connect;
+mod datadir;
 mod error;
 pub mod keys;
 mod org;
@@ -25,7 +27,8 @@ mod stats;
 pub mod testing;
 
 pub use access_log::AccessEntry;
-pub use connect::{Backend, Store, Tx};
+pub use connect::{Backend, Store, Tx, SQLITE_FILE};
+pub use datadir::{DataDirLock, LOCK_FILE};
 pub use error::StoreError;
 pub use org::{NewUser, RoleContents, RoleRow, UnitRow, UserChanges, UserRow};
 pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};

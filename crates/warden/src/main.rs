@@ -1,5 +1,8 @@
 //! The `warden` command: `demo` seeds and serves the demo organisation, `serve` serves an
-//! existing database. Only argument handling and wiring live here.
+//! existing database; `backup`, `restore` and `export` are in `backup_cmd`. Only argument
+//! handling and wiring live here.
+
+mod backup_cmd;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +30,13 @@ enum Command {
     Demo(DemoArgs),
     /// Serve an existing database.
     Serve(ServeArgs),
+    /// Back the SQLite database up while it serves (`backup --data DIR --out FILE`), or check
+    /// a backup file (`backup verify FILE`).
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup into a data directory; verifies it fully before touching anything.
+    Restore(backup_cmd::RestoreArgs),
+    /// Export a PostgreSQL database into an encrypted, verifiable backup file.
+    Export(backup_cmd::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +59,8 @@ struct DemoArgs {
     /// Password of every demo user (default: a random one, printed).
     #[arg(long, env = "WARDEN_DEMO_PASSWORD")]
     password: Option<String>,
+    #[command(flatten)]
+    backup: backup_cmd::ScheduleArgs,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +78,8 @@ struct ServeArgs {
     /// any other address are judged by their socket's address, whatever their headers say.
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     trusted_proxies: Vec<ipnet::IpNet>,
+    #[command(flatten)]
+    backup: backup_cmd::ScheduleArgs,
 }
 
 fn now_ms() -> i64 {
@@ -105,6 +119,7 @@ async fn open_store(data: &std::path::Path, database_url: Option<&str>) -> anyho
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let _lock = backup_cmd::lock_data_dir(&args.data, args.database_url.as_deref())?;
     let store = open_store(&args.data, args.database_url.as_deref()).await?;
     let place = match &args.database_url {
         Some(_) => "the database".to_owned(),
@@ -150,12 +165,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");
     let warden = Warden::new(store, Config::default()).await?;
+    backup_cmd::schedule(&args.backup, &args.data, args.database_url.as_deref())?;
     serve(warden, args.listen, args.trusted_proxies).await
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
+    let _lock = backup_cmd::lock_data_dir(&args.data, args.database_url.as_deref())?;
     let store = open_store(&args.data, args.database_url.as_deref()).await?;
     let warden = Warden::new(store, Config::default()).await?;
+    backup_cmd::schedule(&args.backup, &args.data, args.database_url.as_deref())?;
     serve(warden, args.listen, args.trusted_proxies).await
 }
 
@@ -175,6 +193,9 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Demo(args) => demo(args).await,
             Command::Serve(args) => serve_command(args).await,
+            Command::Backup(args) => backup_cmd::backup(args).await,
+            Command::Restore(args) => backup_cmd::restore(args).await,
+            Command::Export(args) => backup_cmd::export(args).await,
         }
     })
 }

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+#[path = "e2e/backup.rs"]
+mod backup;
 #[path = "e2e/fields.rs"]
 mod fields;
 #[path = "e2e/harness.rs"]
@@ -71,4 +73,23 @@ async fn security_behind_a_trusted_proxy_on_postgres() {
     let server =
         Server::start_with(Backend::Postgres(url), &["--trusted-proxy", "127.0.0.1/32"]).await;
     security::behind_a_trusted_proxy(&server).await;
+}
+
+/// Backup and restore on a server of its own: online backup under concurrent writes, verify,
+/// restore and every refusal, the restored database served, scheduled backups.
+#[tokio::test]
+async fn backup_and_restore_on_sqlite() {
+    let server =
+        Server::start_with_env(Backend::Sqlite, &[], &[("WARDEN_MASTER_KEY", backup::KEY)]).await;
+    backup::everything(&server).await;
+}
+
+/// PostgreSQL: `warden export` into the backup container, verified.
+#[tokio::test]
+async fn export_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("export_on_postgres").await
+    else {
+        return;
+    };
+    backup::postgres_export(&url).await;
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +53,8 @@ pub struct Server {
     pub base: String,
     stdout: PathBuf,
     stderr: PathBuf,
+    /// The SQLite data directory, if the server has one.
+    data: Option<PathBuf>,
     /// The data directory and the output files; removed after the child is gone.
     _dir: Arc<tempfile::TempDir>,
 }
@@ -80,11 +82,69 @@ impl Server {
 
     /// [`Server::start`] with further arguments for `warden demo` (e.g. `--trusted-proxy`).
     pub async fn start_with(backend: Backend, extra_args: &[&str]) -> Server {
+        Server::start_with_env(backend, extra_args, &[]).await
+    }
+
+    /// [`Server::start_with`] with further environment variables (e.g. `WARDEN_MASTER_KEY`).
+    pub async fn start_with_env(
+        backend: Backend,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let name = match backend {
             Backend::Sqlite => "sqlite",
             Backend::Postgres(_) => "postgres",
         };
         let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        let data = match backend {
+            Backend::Sqlite => Some(dir.path().join("data")),
+            Backend::Postgres(_) => None,
+        };
+        Server::launch(name, dir, data.clone(), |command| {
+            command.arg("demo");
+            match (&backend, &data) {
+                (Backend::Postgres(url), _) => command.arg("--database-url").arg(url),
+                (Backend::Sqlite, Some(data)) => command.arg("--data").arg(data),
+                (Backend::Sqlite, None) => unreachable!("SQLite has a data directory"),
+            };
+            command
+                .args(["--customers", &CUSTOMERS.to_string()])
+                .args(["--password", PASSWORD])
+                .args(extra_args)
+                .envs(env.iter().copied());
+        })
+        .await
+    }
+
+    /// `warden serve --data DATA` on an existing data directory (e.g. a restored one).
+    pub async fn serve_data(data: &Path, env: &[(&str, &str)], extra_args: &[&str]) -> Server {
+        let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        Server::launch("sqlite", dir, Some(data.to_owned()), |command| {
+            command
+                .arg("serve")
+                .arg("--data")
+                .arg(data)
+                .args(extra_args)
+                .envs(env.iter().copied());
+        })
+        .await
+    }
+
+    /// The SQLite data directory (a demo on SQLite, or the one given to `serve_data`).
+    pub fn data_dir(&self) -> &Path {
+        self.data
+            .as_deref()
+            .expect("a server with a data directory")
+    }
+
+    /// Starts the binary with the arguments `configure` adds, then `--listen`; retries on
+    /// another port when the one picked was taken.
+    async fn launch(
+        name: &'static str,
+        dir: Arc<tempfile::TempDir>,
+        data: Option<PathBuf>,
+        configure: impl Fn(&mut Command),
+    ) -> Server {
         let started = Instant::now();
         // The port is free when picked but could be taken before the child binds it: then the
         // child exits with "cannot listen", and we try another (the data is already seeded).
@@ -93,17 +153,12 @@ impl Server {
             let stdout = dir.path().join(format!("stdout.{attempt}.log"));
             let stderr = dir.path().join(format!("stderr.{attempt}.log"));
             let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
-            command.arg("demo");
-            match &backend {
-                Backend::Sqlite => command.arg("--data").arg(dir.path().join("data")),
-                Backend::Postgres(url) => command.arg("--database-url").arg(url),
-            };
+            command
+                .env_remove("WARDEN_DATABASE_URL")
+                .env_remove("WARDEN_MASTER_KEY");
+            configure(&mut command);
             command
                 .args(["--listen", &listen])
-                .args(["--customers", &CUSTOMERS.to_string()])
-                .args(["--password", PASSWORD])
-                .args(extra_args)
-                .env_remove("WARDEN_DATABASE_URL")
                 .env_remove("WARDEN_DEMO_PASSWORD")
                 .env("WARDEN_LOG", "warn")
                 .stdin(Stdio::null())
@@ -116,12 +171,13 @@ impl Server {
                 base: format!("http://{listen}"),
                 stdout,
                 stderr,
+                data: data.clone(),
                 _dir: dir.clone(),
             };
             match server.wait_until_up().await {
                 Ok(()) => {
                     eprintln!(
-                        "e2e [{name}] warden demo seeded and serving at {} after {} ms",
+                        "e2e [{name}] warden started and serving at {} after {} ms",
                         server.base,
                         started.elapsed().as_millis()
                     );
@@ -131,7 +187,7 @@ impl Server {
                     eprintln!("e2e [{name}] {listen} was taken; trying another port");
                 }
                 Err(output) => {
-                    panic!("e2e [{name}] warden demo did not come up at {listen}:\n{output}")
+                    panic!("e2e [{name}] warden did not come up at {listen}:\n{output}")
                 }
             }
         }
