@@ -12,6 +12,7 @@
 
 mod bulk;
 mod connect;
+mod crypto;
 mod error;
 pub mod keys;
 mod org;
@@ -23,7 +24,10 @@ mod stats;
 #[doc(hidden)]
 pub mod testing;
 
-pub use connect::{Backend, Store, Tx};
+pub use connect::{Backend, Store, Tx, SQLITE_FILE};
+pub use crypto::{
+    pending_key_file, DataKeyInfo, KeyStatus, ReencryptCursor, Unlocked, CIPHERTEXT_PREFIX,
+};
 pub use error::StoreError;
 pub use org::{NewUser, RoleRow, UnitRow, UserChanges, UserRow};
 pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};
