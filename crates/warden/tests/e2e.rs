@@ -9,6 +9,8 @@
 
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/keys.rs"]
+mod keys;
 #[path = "e2e/security.rs"]
 mod security;
 #[path = "e2e/walk.rs"]
@@ -69,4 +71,10 @@ async fn security_behind_a_trusted_proxy_on_postgres() {
     let server =
         Server::start_with(Backend::Postgres(url), &["--trusted-proxy", "127.0.0.1/32"]).await;
     security::behind_a_trusted_proxy(&server).await;
+}
+
+/// `warden keys rotate --reencrypt` killed mid-way, then run again to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reencryption_killed_and_resumed_on_sqlite() {
+    keys::reencryption_killed_and_resumed().await;
 }

@@ -96,7 +96,11 @@ impl Server {
             command.arg("demo");
             match &backend {
                 Backend::Sqlite => command.arg("--data").arg(dir.path().join("data")),
-                Backend::Postgres(url) => command.arg("--database-url").arg(url),
+                Backend::Postgres(url) => command
+                    .arg("--database-url")
+                    .arg(url)
+                    .arg("--key-file")
+                    .arg(dir.path().join("master.key")),
             };
             command
                 .args(["--listen", &listen])
@@ -105,6 +109,7 @@ impl Server {
                 .args(extra_args)
                 .env_remove("WARDEN_DATABASE_URL")
                 .env_remove("WARDEN_DEMO_PASSWORD")
+                .env_remove("WARDEN_MASTER_KEY")
                 .env("WARDEN_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(File::create(&stdout).expect("a stdout file"))
