@@ -29,6 +29,7 @@ use warden_policy::{
     RoleId, UnitId, UserId,
 };
 use warden_service::{Config, Subject, UserUpdate, Warden};
+use warden_store::keys::MasterKey;
 use warden_store::{ListPlan, NewRecord, NewUser, RoleContents, Store};
 
 use crate::report::{ListPageFigures, PersonaFigures, StoreFigures};
@@ -304,7 +305,8 @@ fn dir_size_mb(dir: &Path) -> Option<f64> {
 async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
     let hash = password_hash()?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let store = Store::open_dir(dir.path()).await?;
+    // A fresh master key per run: the benchmark's database is thrown away with its directory.
+    let store = Store::open_dir(dir.path(), &MasterKey::generate()).await?;
     eprintln!(
         "seeding SQLite in {}: {} units, {} roles, {} users, {} customers…",
         dir.path().display(),

@@ -101,6 +101,12 @@ impl Warden {
             return Ok(current);
         }
         let fresh = Arc::new(load_snapshot(&self.store).await?);
+        // A re-encryption bumps the epoch when it makes a new data key: learn it here, so that
+        // the next write uses it. On failure (a key wrapped by a master key this process does
+        // not hold), writes keep the key they have, which stays readable.
+        if let Err(error) = self.store.reload_keys().await {
+            tracing::warn!(%error, "data keys not reloaded");
+        }
         tracing::debug!(epoch = fresh.epoch(), "permission snapshot reloaded");
         match self.snapshot.write() {
             Ok(mut guard) => *guard = fresh.clone(),

@@ -8,6 +8,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::crypto::Keys;
+use crate::keys::MasterKey;
 use crate::{Result, StoreError};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -39,12 +41,15 @@ pub struct Store {
     write_lock: Option<Arc<Mutex<()>>>,
     /// The list planner's statistics, shared by every clone.
     pub(crate) stats: Arc<crate::stats::StatsCache>,
+    /// The unwrapped data keys (`crypto.rs`), shared by every clone.
+    pub(crate) keys: Arc<Keys>,
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     pub(crate) tx: Transaction<'static, Any>,
     backend: Backend,
+    pub(crate) keys: Arc<Keys>,
     _write_guard: Option<OwnedMutexGuard<()>>,
 }
 
@@ -65,19 +70,48 @@ impl Tx {
 pub const SQLITE_FILE: &str = "warden.db";
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database in `dir`, and migrates it.
-    pub async fn open_dir(dir: &Path) -> Result<Store> {
+    /// Opens (creating if needed) the SQLite database in `dir`, migrates it, and unlocks its
+    /// data keys with `master` (creating the first one in a new database).
+    pub async fn open_dir(dir: &Path, master: &MasterKey) -> Result<Store> {
+        Store::connect(&Store::dir_url(dir)?, master).await
+    }
+
+    /// The URL of the SQLite database in `dir` (created if missing).
+    pub fn dir_url(dir: &Path) -> Result<String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
         let file = dir.join(SQLITE_FILE);
         let path = file
             .to_str()
             .ok_or_else(|| StoreError::Open(format!("{} is not UTF-8", file.display())))?;
-        Store::connect(&format!("sqlite://{path}?mode=rwc")).await
+        Ok(format!("sqlite://{path}?mode=rwc"))
     }
 
-    /// Connects to `sqlite://…` or `postgres://…`, and migrates.
-    pub async fn connect(url: &str) -> Result<Store> {
+    /// Connects to `sqlite://…` or `postgres://…`, migrates, and unlocks the data keys with
+    /// `master`: a master key other than the one that wrapped them is refused
+    /// ([`StoreError::WrongMasterKey`]).
+    pub async fn connect(url: &str, master: &MasterKey) -> Result<Store> {
+        let (pool, backend) = Store::open_pool(url).await?;
+        Store::with_keys(pool, backend, master).await
+    }
+
+    pub(crate) async fn with_keys(
+        pool: AnyPool,
+        backend: Backend,
+        master: &MasterKey,
+    ) -> Result<Store> {
+        let keys = Arc::new(Keys::open(&pool, master).await?);
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            stats: Arc::default(),
+            keys,
+        })
+    }
+
+    /// The migrated pool, before any key is known.
+    pub(crate) async fn open_pool(url: &str) -> Result<(AnyPool, Backend)> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -132,12 +166,7 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Store {
-            pool,
-            backend,
-            write_lock: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-            stats: Arc::default(),
-        })
+        Ok((pool, backend))
     }
 
     /// The backend in use.
@@ -155,6 +184,7 @@ impl Store {
         Ok(Tx {
             tx,
             backend: self.backend,
+            keys: self.keys.clone(),
             _write_guard: guard,
         })
     }

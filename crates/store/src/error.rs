@@ -23,6 +23,28 @@ pub enum StoreError {
         column: &'static str,
         message: String,
     },
+    /// An encrypted value does not decrypt: a wrong or missing data key, or a value altered
+    /// or moved from another row or field. Never answered as NULL.
+    #[error("cannot decrypt {table}.{column} of row {id}: {reason}")]
+    Decrypt {
+        table: &'static str,
+        column: &'static str,
+        id: i64,
+        reason: &'static str,
+    },
+    /// The master key given is not the one that wrapped the database's data keys.
+    #[error(
+        "the master key given does not open this database (its fingerprint is {found}, the \
+         database expects {expected}): give the key this database was created or last \
+         rotated with"
+    )]
+    WrongMasterKey { found: String, expected: String },
+    /// The master key could not be had.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// A key file could not be written, renamed or found.
+    #[error("key file: {0}")]
+    KeyFile(String),
     /// The database URL or data directory is unusable.
     #[error("cannot open the database: {0}")]
     Open(String),

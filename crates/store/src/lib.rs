@@ -14,6 +14,7 @@ mod access_log;
 pub mod backup;
 mod bulk;
 mod connect;
+mod crypto;
 mod datadir;
 mod error;
 pub mod keys;
@@ -28,6 +29,9 @@ pub mod testing;
 
 pub use access_log::AccessEntry;
 pub use connect::{Backend, Store, Tx, SQLITE_FILE};
+pub use crypto::{
+    pending_key_file, DataKeyInfo, KeyStatus, ReencryptCursor, Unlocked, CIPHERTEXT_PREFIX,
+};
 pub use datadir::{DataDirLock, LOCK_FILE};
 pub use error::StoreError;
 pub use org::{NewUser, RoleContents, RoleRow, UnitRow, UserChanges, UserRow};

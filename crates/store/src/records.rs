@@ -6,6 +6,7 @@ use sqlx::Row;
 use warden_policy::schema::{schema, FieldDef, FieldKind, ObjectSchema, Value};
 use warden_policy::{Filter, ObjectType, RecordFilter, RecordRef, Timestamp, UnitId, UserId};
 
+use crate::crypto::{FieldRef, Keys};
 use crate::sql::{Param, SqlBuilder};
 use crate::{Backend, Result, Store, StoreError, Tx};
 
@@ -96,7 +97,29 @@ fn stored_as_text(field: &FieldDef) -> bool {
     field.sensitive || !matches!(field.kind, FieldKind::Integer { .. } | FieldKind::Bool)
 }
 
-fn to_param(field: &FieldDef, value: &Value) -> Param {
+/// The parameter that stores `value` in row `id` of `object`: sensitive fields encrypted.
+fn to_param(
+    keys: &Keys,
+    object: &ObjectSchema,
+    id: i64,
+    field: &FieldDef,
+    value: &Value,
+) -> Result<Param> {
+    let param = plain_param(field, value);
+    match param {
+        Param::Text(Some(text)) if field.sensitive => Ok(Param::Text(Some(keys.encrypt(
+            FieldRef {
+                table: object.table,
+                id,
+                column: field.name,
+            },
+            &text,
+        )?))),
+        param => Ok(param),
+    }
+}
+
+fn plain_param(field: &FieldDef, value: &Value) -> Param {
     if stored_as_text(field) {
         Param::Text(match value {
             Value::Null => None,
@@ -114,10 +137,12 @@ fn to_param(field: &FieldDef, value: &Value) -> Param {
 }
 
 fn decode_value(
+    keys: &Keys,
     row: &AnyRow,
+    id: i64,
     column: usize,
-    object: &ObjectSchema,
-    field: &FieldDef,
+    object: &'static ObjectSchema,
+    field: &'static FieldDef,
 ) -> Result<Value> {
     let corrupt = |message: String| StoreError::Corrupt {
         table: object.table,
@@ -126,9 +151,19 @@ fn decode_value(
     };
     if stored_as_text(field) {
         let text: Option<String> = row.try_get(column)?;
-        let Some(text) = text else {
+        let Some(mut text) = text else {
             return Ok(Value::Null);
         };
+        if field.sensitive {
+            text = keys.decrypt(
+                FieldRef {
+                    table: object.table,
+                    id,
+                    column: field.name,
+                },
+                &text,
+            )?;
+        }
         match field.kind {
             FieldKind::Integer { .. } => text
                 .parse()
@@ -172,7 +207,8 @@ fn from_clause(object: &ObjectSchema) -> String {
     }
 }
 
-fn decode_record(row: &AnyRow, object: &'static ObjectSchema) -> Result<Record> {
+fn decode_record(keys: &Keys, row: &AnyRow, object: &'static ObjectSchema) -> Result<Record> {
+    let id: i64 = row.try_get(0)?;
     let mut column = 6;
     let (customer_id, customer) = if object.has_customer {
         column += 3;
@@ -187,11 +223,11 @@ fn decode_record(row: &AnyRow, object: &'static ObjectSchema) -> Result<Record> 
         .fields
         .iter()
         .enumerate()
-        .map(|(i, field)| decode_value(row, column + i, object, field))
+        .map(|(i, field)| decode_value(keys, row, id, column + i, object, field))
         .collect::<Result<Vec<_>>>()?;
     Ok(Record {
         object: object.object,
-        id: row.try_get(0)?,
+        id,
         customer_id,
         owner: UserId(row.try_get(1)?),
         unit: UnitId(row.try_get(2)?),
@@ -256,11 +292,15 @@ fn push_matching(sql: &mut SqlBuilder, object: &ObjectSchema, matching: &[(usize
         let Some(field) = object.fields.get(*index) else {
             continue;
         };
-        if *value == Value::Null {
+        if field.sensitive {
+            // Ciphertexts use random nonces: no SQL comparison can match them. The service
+            // refuses such a filter; should one arrive, it matches nothing (fail closed).
+            sql.push(" AND 1 = 0");
+        } else if *value == Value::Null {
             sql.push(&format!(" AND r.{} IS NULL", field.name));
         } else {
             sql.push(&format!(" AND r.{} = ", field.name))
-                .bind(to_param(field, value));
+                .bind(plain_param(field, value));
         }
     }
 }
@@ -276,7 +316,8 @@ impl Store {
         ));
         sql.bind_int(id);
         let row = sql.query().fetch_optional(&self.pool).await?;
-        row.map(|row| decode_record(&row, schema)).transpose()
+        row.map(|row| decode_record(&self.keys, &row, schema))
+            .transpose()
     }
 
     /// How many customers match a filter, from the per-owner counts (no record is read).
@@ -376,7 +417,7 @@ impl Store {
         let rows = sql.query().fetch_all(&self.pool).await?;
         let mut items = rows
             .iter()
-            .map(|row| decode_record(row, schema))
+            .map(|row| decode_record(&self.keys, row, schema))
             .collect::<Result<Vec<_>>>()?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
@@ -473,6 +514,50 @@ async fn adjust_customer_count(tx: &mut Tx, owner: UserId, unit: UnitId, delta: 
 }
 
 impl Tx {
+    /// `n` new ids for `object`'s table, in increasing order.
+    async fn allocate_ids(&mut self, object: &'static ObjectSchema, n: usize) -> Result<Vec<i64>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let count = i64::try_from(n).map_err(|_| StoreError::Corrupt {
+            table: object.table,
+            column: "id",
+            message: "too many records at once".into(),
+        })?;
+        match self.backend() {
+            Backend::Sqlite => {
+                let largest: i64 = sqlx::query_scalar(&format!(
+                    "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {}",
+                    object.table
+                ))
+                .fetch_one(&mut *self.tx)
+                .await?;
+                let first = largest.checked_add(1);
+                let last = largest.checked_add(count);
+                match (first, last) {
+                    (Some(first), Some(last)) => Ok((first..=last).collect()),
+                    _ => Err(StoreError::Corrupt {
+                        table: object.table,
+                        column: "id",
+                        message: "no id is left".into(),
+                    }),
+                }
+            }
+            Backend::Postgres => {
+                let mut ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT nextval(pg_get_serial_sequence('{}', 'id')) \
+                     FROM generate_series(1, CAST($1 AS BIGINT))",
+                    object.table
+                ))
+                .bind(count)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                ids.sort_unstable();
+                Ok(ids)
+            }
+        }
+    }
+
     /// Reads one record inside the transaction.
     pub async fn get_record(&mut self, object: ObjectType, id: i64) -> Result<Option<Record>> {
         let schema = schema(object);
@@ -483,7 +568,8 @@ impl Tx {
         ));
         sql.bind_int(id);
         let row = sql.query().fetch_optional(&mut *self.tx).await?;
-        row.map(|row| decode_record(&row, schema)).transpose()
+        row.map(|row| decode_record(&self.keys, &row, schema))
+            .transpose()
     }
 
     /// Inserts one record and returns it as stored.
@@ -504,12 +590,15 @@ impl Tx {
 
     /// Inserts records in multi-row statements; returns their ids in order.
     ///
-    /// On SQLite, several records get their ids explicitly, following the largest id present
-    /// (what SQLite itself would assign; the store's write lock makes this transaction the only
-    /// writer, and another process writing the file would make the insert fail, not go wrong),
-    /// instead of reading them back with `RETURNING`: sqlx hands every returned row across
-    /// threads, one wake-up each, which was half the time of seeding a million customers. The
-    /// customer counts are upserted in multi-row statements too, in key order.
+    /// The ids are allocated before the rows are written, because a sensitive value is
+    /// encrypted with its row id as associated data. On SQLite they follow the largest id
+    /// present (what SQLite itself would assign; the store's write lock makes this transaction
+    /// the only writer, and another process writing the file would make the insert fail, not
+    /// go wrong); on PostgreSQL they are drawn from the table's sequence. Giving ids instead
+    /// of reading them back with `RETURNING` also spares sqlx's SQLite driver handing every
+    /// returned row across threads, one wake-up each, which was half the time of seeding a
+    /// million customers. The customer counts are upserted in multi-row statements too, in
+    /// key order.
     pub async fn insert_records(
         &mut self,
         object: ObjectType,
@@ -518,9 +607,7 @@ impl Tx {
     ) -> Result<Vec<i64>> {
         let schema = schema(object);
         let backend = self.backend();
-        let explicit_ids = backend == Backend::Sqlite && records.len() > 1;
-        let mut columns = String::from(if explicit_ids { "id, " } else { "" });
-        columns.push_str("owner_id, unit_id, version, created_at, updated_at");
+        let mut columns = String::from("id, owner_id, unit_id, version, created_at, updated_at");
         if schema.has_customer {
             columns.push_str(", customer_id");
         }
@@ -528,34 +615,21 @@ impl Tx {
             columns.push_str(", ");
             columns.push_str(field.name);
         }
-        let per_row =
-            5 + usize::from(explicit_ids) + usize::from(schema.has_customer) + schema.fields.len();
+        let per_row = 6 + usize::from(schema.has_customer) + schema.fields.len();
         // Stay well under SQLite's and PostgreSQL's limits on parameters per statement.
         let rows_per_statement = (30_000 / per_row).max(1);
-        let mut ids = Vec::with_capacity(records.len());
-        let mut next_id = if explicit_ids {
-            let largest: i64 = sqlx::query_scalar(&format!(
-                "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {}",
-                schema.table
-            ))
-            .fetch_one(&mut *self.tx)
-            .await?;
-            largest.checked_add(1).ok_or_else(|| StoreError::Corrupt {
-                table: schema.table,
-                column: "id",
-                message: "no id is left".into(),
-            })?
-        } else {
-            0
-        };
+        let ids = self.allocate_ids(schema, records.len()).await?;
         let mut counts: std::collections::BTreeMap<(UserId, UnitId), i64> =
             std::collections::BTreeMap::new();
-        for chunk in records.chunks(rows_per_statement) {
+        for (chunk, chunk_ids) in records
+            .chunks(rows_per_statement)
+            .zip(ids.chunks(rows_per_statement))
+        {
             let mut sql = SqlBuilder::positional(
                 &format!("INSERT INTO {} ({columns}) VALUES ", schema.table),
                 backend,
             );
-            for (i, record) in chunk.iter().enumerate() {
+            for (i, (record, id)) in chunk.iter().zip(chunk_ids).enumerate() {
                 if record.values.len() != schema.fields.len() {
                     return Err(StoreError::Corrupt {
                         table: schema.table,
@@ -568,11 +642,7 @@ impl Tx {
                     });
                 }
                 sql.push(if i == 0 { "(" } else { ", (" });
-                if explicit_ids {
-                    sql.bind_int(next_id).push(", ");
-                    ids.push(next_id);
-                    next_id += 1;
-                }
+                sql.bind_int(*id).push(", ");
                 sql.bind_int(record.owner.0).push(", ");
                 sql.bind_int(record.unit.0).push(", 1, ");
                 sql.bind_int(now).push(", ");
@@ -581,21 +651,15 @@ impl Tx {
                     sql.push(", ").bind(Param::Int(record.customer_id));
                 }
                 for (field, value) in schema.fields.iter().zip(&record.values) {
-                    sql.push(", ").bind(to_param(field, value));
+                    sql.push(", ")
+                        .bind(to_param(&self.keys, schema, *id, field, value)?);
                 }
                 sql.push(")");
                 if object == ObjectType::Customers {
                     *counts.entry((record.owner, record.unit)).or_default() += 1;
                 }
             }
-            if explicit_ids {
-                sql.query().execute(&mut *self.tx).await?;
-            } else {
-                sql.push(" RETURNING id");
-                let mut chunk_ids: Vec<i64> = sql.scalar::<i64>().fetch_all(&mut *self.tx).await?;
-                chunk_ids.sort_unstable();
-                ids.extend(chunk_ids);
-            }
+            sql.query().execute(&mut *self.tx).await?;
         }
         let counts: Vec<((UserId, UnitId), i64)> = counts.into_iter().collect();
         for chunk in counts.chunks(1_000) {
@@ -651,7 +715,7 @@ impl Tx {
             sql.push(", ")
                 .push(field.name)
                 .push(" = ")
-                .bind(to_param(field, value));
+                .bind(to_param(&self.keys, schema, id, field, value)?);
         }
         sql.push(" WHERE id = ").bind_int(id);
         sql.push(" AND version = ").bind_int(expected_version);

@@ -8,7 +8,17 @@ use sqlx::Row;
 use warden_policy::access::{AccessRules, LoginHours};
 use warden_policy::{AccessOwner, RoleId, Timestamp, UserId};
 
+use crate::crypto::FieldRef;
 use crate::{Result, Store, StoreError, Tx};
+
+/// Where a user's TOTP secret is stored (encrypted, bound to the user's row).
+fn totp_field(user: UserId) -> FieldRef {
+    FieldRef {
+        table: "users",
+        id: user.0,
+        column: "totp_secret",
+    }
+}
 
 /// A user's second-factor state.
 #[derive(Clone, PartialEq, Eq)]
@@ -140,8 +150,11 @@ impl Store {
         .bind(user.0)
         .fetch_one(&self.pool)
         .await?;
+        let secret: Option<String> = row.try_get(0)?;
         Ok(TotpState {
-            secret: row.try_get(0)?,
+            secret: secret
+                .map(|text| self.keys.decrypt(totp_field(user), &text))
+                .transpose()?,
             enabled: row.try_get::<i64, _>(1)? != 0,
             last_step: row.try_get(2)?,
         })
@@ -292,10 +305,11 @@ impl Tx {
 
     /// Starts a TOTP enrolment (the secret counts once confirmed).
     pub async fn set_totp_pending(&mut self, user: UserId, secret: &str) -> Result<()> {
+        let sealed = self.keys.encrypt(totp_field(user), secret)?;
         sqlx::query(
             "UPDATE users SET totp_secret = $1, totp_enabled = 0, totp_last_step = 0 WHERE id = $2",
         )
-        .bind(secret)
+        .bind(sealed)
         .bind(user.0)
         .execute(&mut *self.tx)
         .await?;

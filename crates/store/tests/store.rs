@@ -9,9 +9,13 @@ use warden_policy::schema::Value;
 use warden_policy::{
     Action, Grant, ObjectType, Permission, RoleAssignment, Scope, Snapshot, UnitId, UserId,
 };
+use warden_store::keys::MasterKey;
 use warden_store::{
     ListPlan, NewRecord, NewUser, RecordChanges, RoleContents, Store, StoreError, UserChanges,
 };
+
+#[path = "store/encryption.rs"]
+mod encryption;
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -25,12 +29,16 @@ fn runtime() -> tokio::runtime::Runtime {
 /// The databases a test runs on: a fresh SQLite file, and PostgreSQL when configured.
 async fn databases(test: &str) -> Vec<(String, Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let sqlite = Store::open_dir(dir.path()).await.expect("SQLite opens");
+    let sqlite = Store::open_dir(dir.path(), &MasterKey::generate())
+        .await
+        .expect("SQLite opens");
     let mut out = vec![("sqlite".to_owned(), sqlite, Some(dir))];
     if let Some(url) = warden_store::testing::fresh_postgres_database(test).await {
         out.push((
             "postgres".to_owned(),
-            Store::connect(&url).await.expect("PostgreSQL opens"),
+            Store::connect(&url, &MasterKey::generate())
+                .await
+                .expect("PostgreSQL opens"),
             None,
         ));
     }
@@ -592,7 +600,9 @@ fn the_planner_uses_the_owner_index_or_walks_ids_as_told() {
     let rt = runtime();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_dir(dir.path()).await.unwrap();
+        let store = Store::open_dir(dir.path(), &MasterKey::generate())
+            .await
+            .unwrap();
         let few = warden_policy::Filter::Any(vec![warden_policy::Condition::OwnerIn(vec![
             UserId(1),
             UserId(2),

@@ -284,6 +284,7 @@ pub fn schedule(
     args: &ScheduleArgs,
     data: &Path,
     database_url: Option<&str>,
+    key_file: &Path,
 ) -> anyhow::Result<()> {
     let Some(every) = args.backup_every else {
         return Ok(());
@@ -294,7 +295,7 @@ pub fn schedule(
              README) or warden export"
         );
     }
-    let (key, _) = MasterKey::load(&data.join(KEY_FILE))?;
+    let (key, _) = MasterKey::load(key_file)?;
     let dir = args
         .backup_dir
         .clone()

@@ -1,18 +1,19 @@
 //! The `warden` command: `demo` seeds and serves the demo organisation, `serve` serves an
-//! existing database; `backup`, `restore` and `export` are in `backup_cmd`. Only argument
-//! handling and wiring live here.
+//! existing database; `backup`, `restore` and `export` are in `backup_cmd`; `keys` rotates
+//! and inspects the encryption keys. Only argument handling and wiring live here.
 
 mod backup_cmd;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use warden_service::{demo, Config, Warden};
-use warden_store::Store;
+use warden_store::keys::{KeyOrigin, MasterKey, KEY_FILE, MASTER_KEY_ENV};
+use warden_store::{ReencryptCursor, Store};
 
 /// Warden: customer data with permissions — who may see, change, export, share and approve
 /// what, down to single records, every decision explainable.
@@ -37,6 +38,50 @@ enum Command {
     Restore(backup_cmd::RestoreArgs),
     /// Export a PostgreSQL database into an encrypted, verifiable backup file.
     Export(backup_cmd::ExportArgs),
+    /// The encryption keys: rotate the master key (and re-encrypt), or show their state.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Rotate the master key: re-wrap every data key under a new one (atomic). With
+    /// --reencrypt, also make a new data key and re-encrypt every value under it, in small
+    /// transactions (online; a killed run is resumed by running it again).
+    Rotate(RotateArgs),
+    /// Show the data keys, their state and how many values each encrypts.
+    Status(KeyArgs),
+}
+
+/// Where the database and its master key are.
+#[derive(Debug, Args)]
+struct KeyArgs {
+    /// Data directory (SQLite database).
+    #[arg(long, default_value = "./warden-data", conflicts_with = "database_url")]
+    data: PathBuf,
+    /// Database URL instead of a data directory: postgres://… (or sqlite://…).
+    #[arg(long, env = "WARDEN_DATABASE_URL")]
+    database_url: Option<String>,
+    /// The master key file (default: <data>/master.key; required with --database-url unless
+    /// WARDEN_MASTER_KEY is set). Created (mode 0600) when the database is new.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    keys: KeyArgs,
+    /// Also re-encrypt every value under a new data key.
+    #[arg(long)]
+    reencrypt: bool,
+    /// Read the new master key from this file (created with a random key, mode 0600, when
+    /// absent). Default: WARDEN_NEW_MASTER_KEY, else a random key.
+    #[arg(long, value_name = "PATH")]
+    new_key_file: Option<PathBuf>,
+    /// Rows re-encrypted per transaction.
+    #[arg(long, default_value_t = 500)]
+    batch_size: u32,
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +106,10 @@ struct DemoArgs {
     password: Option<String>,
     #[command(flatten)]
     backup: backup_cmd::ScheduleArgs,
+    /// The master key file (default: <data>/master.key; required with --database-url unless
+    /// WARDEN_MASTER_KEY is set). Created (mode 0600) when the database is new.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +129,10 @@ struct ServeArgs {
     trusted_proxies: Vec<ipnet::IpNet>,
     #[command(flatten)]
     backup: backup_cmd::ScheduleArgs,
+    /// The master key file (default: <data>/master.key; required with --database-url unless
+    /// WARDEN_MASTER_KEY is set). Created (mode 0600) when the database is new.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
 }
 
 fn now_ms() -> i64 {
@@ -111,16 +164,62 @@ async fn serve(
     Ok(())
 }
 
-async fn open_store(data: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<Store> {
-    Ok(match database_url {
-        Some(url) => Store::connect(url).await?,
-        None => Store::open_dir(data).await?,
-    })
+fn master_key_from_env() -> bool {
+    std::env::var(MASTER_KEY_ENV).is_ok_and(|v| !v.trim().is_empty())
+}
+
+/// Where the master key file is: `--key-file`, else `<data>/master.key`. With a database URL
+/// there is no data directory to default to, and the key must not be guessed.
+fn key_file_path(
+    data: &Path,
+    database_url: Option<&str>,
+    key_file: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    match (key_file, database_url) {
+        (Some(path), _) => Ok(path.to_owned()),
+        (None, None) => Ok(data.join(KEY_FILE)),
+        (None, Some(_)) if master_key_from_env() => Ok(PathBuf::new()),
+        (None, Some(_)) => bail!(
+            "with --database-url, give the master key file with --key-file PATH (it is created \
+             when the database is new; keep it apart from the database), or set {MASTER_KEY_ENV}"
+        ),
+    }
+}
+
+/// Opens the database with its master key, and says where the key came from (never the key).
+async fn open_store(
+    data: &Path,
+    database_url: Option<&str>,
+    key_file: Option<&Path>,
+) -> anyhow::Result<(Store, KeyOrigin, PathBuf)> {
+    let key_file = key_file_path(data, database_url, key_file)?;
+    let url = match database_url {
+        Some(url) => url.to_owned(),
+        None => Store::dir_url(data)?,
+    };
+    let unlocked = Store::connect_with_key_file(&url, &key_file).await?;
+    println!(
+        "Using {} (fingerprint {}).",
+        unlocked.origin,
+        unlocked.store.master_fingerprint()
+    );
+    if unlocked.finished_rotation {
+        println!(
+            "Finished an interrupted master key rotation: {} now holds the new key.",
+            key_file.display()
+        );
+    }
+    Ok((unlocked.store, unlocked.origin, key_file))
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let _lock = backup_cmd::lock_data_dir(&args.data, args.database_url.as_deref())?;
-    let store = open_store(&args.data, args.database_url.as_deref()).await?;
+    let (store, _, key_file) = open_store(
+        &args.data,
+        args.database_url.as_deref(),
+        args.key_file.as_deref(),
+    )
+    .await?;
     let place = match &args.database_url {
         Some(_) => "the database".to_owned(),
         None => args.data.display().to_string(),
@@ -165,16 +264,143 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");
     let warden = Warden::new(store, Config::default()).await?;
-    backup_cmd::schedule(&args.backup, &args.data, args.database_url.as_deref())?;
+    backup_cmd::schedule(
+        &args.backup,
+        &args.data,
+        args.database_url.as_deref(),
+        &key_file,
+    )?;
     serve(warden, args.listen, args.trusted_proxies).await
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     let _lock = backup_cmd::lock_data_dir(&args.data, args.database_url.as_deref())?;
-    let store = open_store(&args.data, args.database_url.as_deref()).await?;
+    let (store, _, key_file) = open_store(
+        &args.data,
+        args.database_url.as_deref(),
+        args.key_file.as_deref(),
+    )
+    .await?;
     let warden = Warden::new(store, Config::default()).await?;
-    backup_cmd::schedule(&args.backup, &args.data, args.database_url.as_deref())?;
+    backup_cmd::schedule(
+        &args.backup,
+        &args.data,
+        args.database_url.as_deref(),
+        &key_file,
+    )?;
     serve(warden, args.listen, args.trusted_proxies).await
+}
+
+/// The new master key asked for: from `--new-key-file`, else `WARDEN_NEW_MASTER_KEY`.
+fn new_master_key(args: &RotateArgs) -> anyhow::Result<Option<MasterKey>> {
+    if let Some(path) = &args.new_key_file {
+        let (key, origin) = MasterKey::load_file(path)?;
+        println!("New master key: {origin}.");
+        return Ok(Some(key));
+    }
+    match std::env::var("WARDEN_NEW_MASTER_KEY") {
+        Ok(text) if !text.trim().is_empty() => {
+            Ok(Some(MasterKey::from_hex(&text, "WARDEN_NEW_MASTER_KEY")?))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
+    let k = &args.keys;
+    let (store, origin, key_file) =
+        open_store(&k.data, k.database_url.as_deref(), k.key_file.as_deref()).await?;
+    let new = new_master_key(&args)?;
+    match origin {
+        KeyOrigin::Environment => {
+            let Some(new) = new else {
+                bail!(
+                    "the master key comes from {MASTER_KEY_ENV}: give the new one in \
+                     WARDEN_NEW_MASTER_KEY or with --new-key-file PATH"
+                );
+            };
+            let n = store.rewrap_data_keys(&new).await?;
+            println!(
+                "Re-wrapped {n} data keys under the new master key (fingerprint {}). Set \
+                 {MASTER_KEY_ENV} to the new key before the next start.",
+                new.fingerprint()
+            );
+        }
+        KeyOrigin::File(_) | KeyOrigin::Created(_) => {
+            let new = store.rotate_master_key_file(&key_file, new).await?;
+            println!(
+                "Re-wrapped every data key under a new master key (fingerprint {}), now in {}. \
+                 Restart running servers with it.",
+                new.fingerprint(),
+                key_file.display()
+            );
+        }
+    }
+    if args.reencrypt {
+        reencrypt(&store, args.batch_size.max(1)).await?;
+    }
+    Ok(())
+}
+
+/// Moves every value onto a new data key (or the one an interrupted run made), pass after
+/// pass until none is left off it (a server may still write with the old key meanwhile).
+async fn reencrypt(store: &Store, batch_size: u32) -> anyhow::Result<()> {
+    let target = store.start_reencryption().await?;
+    println!("Re-encrypting every value under data key {target}.");
+    let mut pass = 0;
+    loop {
+        let left = store.rows_to_reencrypt().await?;
+        if left == 0 {
+            println!("Every value is under data key {target}.");
+            return Ok(());
+        }
+        if pass == 10 {
+            bail!("values keep being written under an old data key; run the command again");
+        }
+        pass += 1;
+        let bar = indicatif::ProgressBar::new(left);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "  re-encrypt [{bar:40}] {pos}/{len} rows ({per_sec}, {eta})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        let mut cursor = ReencryptCursor::default();
+        while let Some(n) = store.reencrypt_batch(&mut cursor, batch_size).await? {
+            bar.inc(n);
+        }
+        bar.finish_and_clear();
+    }
+}
+
+async fn status(args: KeyArgs) -> anyhow::Result<()> {
+    let (store, _, _) = open_store(
+        &args.data,
+        args.database_url.as_deref(),
+        args.key_file.as_deref(),
+    )
+    .await?;
+    let status = store.key_status().await?;
+    println!(
+        "{:>6}  {:<8}  {:<16}  {:<24}  {:>10}",
+        "key", "state", "wrapped by", "created", "values"
+    );
+    for key in &status.keys {
+        let created = jiff::Timestamp::from_millisecond(key.created_at)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|_| key.created_at.to_string());
+        println!(
+            "{:>6}  {:<8}  {:<16}  {:<24}  {:>10}",
+            key.id, key.state, key.master_fingerprint, created, key.values
+        );
+    }
+    if status.plain > 0 {
+        println!(
+            "{} values are stored unencrypted (written before encryption): run \
+             `warden keys rotate --reencrypt`.",
+            status.plain
+        );
+    }
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -196,6 +422,8 @@ fn main() -> anyhow::Result<()> {
             Command::Backup(args) => backup_cmd::backup(args).await,
             Command::Restore(args) => backup_cmd::restore(args).await,
             Command::Export(args) => backup_cmd::export(args).await,
+            Command::Keys(KeysCommand::Rotate(args)) => rotate(args).await,
+            Command::Keys(KeysCommand::Status(args)) => status(args).await,
         }
     })
 }

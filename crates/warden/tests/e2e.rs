@@ -13,6 +13,8 @@ mod backup;
 mod fields;
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/keys.rs"]
+mod keys;
 #[path = "e2e/security.rs"]
 mod security;
 #[path = "e2e/walk.rs"]
@@ -92,4 +94,10 @@ async fn export_on_postgres() {
         return;
     };
     backup::postgres_export(&url).await;
+}
+
+/// `warden keys rotate --reencrypt` killed mid-way, then run again to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reencryption_killed_and_resumed_on_sqlite() {
+    keys::reencryption_killed_and_resumed().await;
 }

@@ -100,10 +100,15 @@ impl Server {
             Backend::Sqlite => Some(dir.path().join("data")),
             Backend::Postgres(_) => None,
         };
-        Server::launch(name, dir, data.clone(), |command| {
+        let key_file = dir.path().join("master.key");
+        Server::launch(name, dir.clone(), data.clone(), |command| {
             command.arg("demo");
             match (&backend, &data) {
-                (Backend::Postgres(url), _) => command.arg("--database-url").arg(url),
+                (Backend::Postgres(url), _) => command
+                    .arg("--database-url")
+                    .arg(url)
+                    .arg("--key-file")
+                    .arg(key_file.as_path()),
                 (Backend::Sqlite, Some(data)) => command.arg("--data").arg(data),
                 (Backend::Sqlite, None) => unreachable!("SQLite has a data directory"),
             };
