@@ -712,40 +712,9 @@ impl Snapshot {
         record: &RecordRef,
         now: Timestamp,
     ) -> Vec<Reason> {
-        let Some(index) = self.user_index.get(user.0) else {
-            return Vec::new();
-        };
-        let node = &self.users[index as usize];
-        if node.disabled {
-            return Vec::new();
-        }
-        let (object, action, owner, unit) = match (self.controls[object.index()], record.customer) {
-            (Control::OwnGrants, _) => (object, action, record.owner, record.unit),
-            (Control::ByCustomer, Some((owner, unit))) => (
-                ObjectType::Customers,
-                action.on_controlling_customer(),
-                owner,
-                unit,
-            ),
-            (Control::ByCustomer, None) => return Vec::new(),
-        };
-        let owner_index = self.user_index.get(owner.0);
-        let unit_index = self.unit_index.get(unit.0);
-        node.roles
-            .iter()
-            .filter(|(_, assignment)| assignment.is_active(now))
-            .filter_map(|(role, _)| {
-                let role = &self.roles[*role as usize];
-                let scopes = role.table[object.index()][action.index()];
-                self.match_scopes(node, scopes, owner, owner_index, unit_index)
-                    .map(|(scope, grounds)| Reason {
-                        role: role.id,
-                        object,
-                        action,
-                        scope,
-                        grounds,
-                    })
-            })
+        self.roles_reaching(user, action, object, Some(record), now)
+            .into_iter()
+            .filter_map(|(_, reason)| reason)
             .collect()
     }
 
