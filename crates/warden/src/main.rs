@@ -212,9 +212,20 @@ async fn open_store(
     Ok((unlocked.store, unlocked.origin, key_file))
 }
 
+/// What `demo` and `serve` do before serving: lock the data directory (a restore must not
+/// replace it under a running server), then open the store with its master key.
+async fn open_to_serve(
+    data: &Path,
+    database_url: Option<&str>,
+    key_file: Option<&Path>,
+) -> anyhow::Result<(Option<warden_store::DataDirLock>, Store, PathBuf)> {
+    let lock = backup_cmd::lock_data_dir(data, database_url)?;
+    let (store, _, key_file) = open_store(data, database_url, key_file).await?;
+    Ok((lock, store, key_file))
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let _lock = backup_cmd::lock_data_dir(&args.data, args.database_url.as_deref())?;
-    let (store, _, key_file) = open_store(
+    let (_lock, store, key_file) = open_to_serve(
         &args.data,
         args.database_url.as_deref(),
         args.key_file.as_deref(),
@@ -274,8 +285,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
-    let _lock = backup_cmd::lock_data_dir(&args.data, args.database_url.as_deref())?;
-    let (store, _, key_file) = open_store(
+    let (_lock, store, key_file) = open_to_serve(
         &args.data,
         args.database_url.as_deref(),
         args.key_file.as_deref(),
