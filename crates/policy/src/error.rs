@@ -29,6 +29,8 @@ pub enum ModelError {
         object: crate::ObjectType,
         field: String,
     },
+    #[error("approval policy {policy}: {message}")]
+    BadApprovalPolicy { policy: i64, message: String },
     #[error("ids must be non-negative, got {0}")]
     NegativeId(i64),
 }

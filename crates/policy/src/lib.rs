@@ -24,6 +24,7 @@
 //! this crate reads a clock.
 
 pub mod access;
+mod approval;
 mod check;
 mod error;
 mod explain;
@@ -35,6 +36,9 @@ pub mod schema;
 mod snapshot;
 mod vocab;
 
+pub use approval::{
+    ApprovalPolicy, ApprovalTarget, Approvers, CompareOp, Criteria, Proposal, Requesters,
+};
 pub use check::{Decision, Denial, Grounds, Reason};
 pub use error::ModelError;
 pub use explain::{ActionExplanation, Explanation, FieldExplanation};

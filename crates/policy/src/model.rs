@@ -20,6 +20,14 @@ pub struct Model {
     pub access_rules: Vec<(AccessOwner, AccessRules)>,
     /// Users who have a confirmed second factor.
     pub mfa_enrolled: Vec<UserId>,
+    /// Approval policies: which changes wait for whose approval.
+    pub approval_policies: Vec<crate::ApprovalPolicy>,
+    /// Whether changes to permissions themselves wait for a second administrator.
+    pub four_eyes: bool,
+    /// Accounts that belong to a natural person (an employee number, say): accounts with the
+    /// same key are one person, who can never approve their own request from another account.
+    /// Accounts not listed are each their own person.
+    pub persons: Vec<(UserId, String)>,
 }
 
 /// Whom a set of access rules applies to.

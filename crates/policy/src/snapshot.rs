@@ -16,7 +16,7 @@ use crate::{
 /// Maps database ids to dense indexes: a plain vector when ids are dense (the usual case with
 /// auto-increment keys), a hash map otherwise.
 #[derive(Debug, Clone)]
-enum IdIndex {
+pub(crate) enum IdIndex {
     Dense(Vec<u32>),
     Sparse(HashMap<i64, u32>),
 }
@@ -47,7 +47,7 @@ impl IdIndex {
     }
 
     #[inline]
-    fn get(&self, id: i64) -> Option<u32> {
+    pub(crate) fn get(&self, id: i64) -> Option<u32> {
         match self {
             IdIndex::Dense(table) => {
                 let slot = usize::try_from(id).ok()?;
@@ -192,7 +192,7 @@ impl<'a> UserView<'a> {
 pub struct Snapshot {
     epoch: i64,
     users: Vec<UserNode>,
-    user_index: IdIndex,
+    pub(crate) user_index: IdIndex,
     users_by_name: HashMap<String, u32>,
     /// Dense user indexes in reporting-line pre-order: `users_in_preorder[users[i].pre] == i`.
     users_in_preorder: Vec<u32>,
@@ -202,6 +202,12 @@ pub struct Snapshot {
     roles: Vec<RoleNode>,
     role_index: HashMap<RoleId, u32>,
     controls: [Control; ObjectType::COUNT],
+    pub(crate) approval_policies: Vec<crate::ApprovalPolicy>,
+    pub(crate) four_eyes: bool,
+    /// Per user (dense index): a number shared by every account of one person.
+    pub(crate) persons: Vec<u32>,
+    /// Per user: a stable key of the person (`person:KEY` or `user:ID`).
+    pub(crate) person_keys: Vec<String>,
 }
 
 /// A forest's numbering: `(pre, last, depth, preorder)`.
@@ -257,6 +263,86 @@ fn number_forest(parent: &[Option<u32>], order_key: impl Fn(u32) -> i64) -> Resu
         return Err(unreached);
     }
     Ok((pre, last, depth, preorder))
+}
+
+/// Numbers people: accounts linked to the same person key share a number; every other account
+/// is its own person.
+/// Also returns each account's stable person key: `person:KEY` for a linked account,
+/// `user:ID` for one that is its own person.
+fn person_numbers(model: &Model, user_index: &IdIndex) -> (Vec<u32>, Vec<String>) {
+    let mut persons: Vec<u32> = (0..model.users.len() as u32).collect();
+    let mut keys: Vec<String> = model
+        .users
+        .iter()
+        .map(|u| format!("user:{}", u.id.0))
+        .collect();
+    let mut first_of_key: HashMap<&str, u32> = HashMap::new();
+    for (user, key) in &model.persons {
+        if let Some(index) = user_index.get(user.0) {
+            let first = *first_of_key.entry(key.as_str()).or_insert(index);
+            persons[index as usize] = first;
+            keys[index as usize] = format!("person:{key}");
+        }
+    }
+    (persons, keys)
+}
+
+/// Refuses a policy that names what the model does not have.
+fn check_approval_policy(
+    policy: &crate::ApprovalPolicy,
+    role_index: &HashMap<RoleId, u32>,
+    unit_index: &IdIndex,
+    user_index: &IdIndex,
+) -> Result<(), ModelError> {
+    let bad = |message: String| ModelError::BadApprovalPolicy {
+        policy: policy.id,
+        message,
+    };
+    let object = crate::schema::schema(policy.object);
+    let named = policy
+        .fields
+        .iter()
+        .map(String::as_str)
+        .chain(policy.when.iter().flat_map(|c| c.fields()));
+    for field in named {
+        if object.field(field).is_none() {
+            return Err(bad(format!(
+                "`{field}` is not a field of {}",
+                policy.object
+            )));
+        }
+    }
+    if let Some(action) = policy
+        .operations
+        .iter()
+        .find(|a| !matches!(a, Action::Create | Action::Update | Action::Delete))
+    {
+        return Err(bad(format!("`{action}` cannot be approved (yet)")));
+    }
+    if policy.required == 0 {
+        return Err(bad("needs at least one approval".into()));
+    }
+    match policy.requesters {
+        crate::Requesters::Role(role) if !role_index.contains_key(&role) => {
+            return Err(bad(format!("unknown role {role:?}")))
+        }
+        crate::Requesters::Unit(unit) if unit_index.get(unit.0).is_none() => {
+            return Err(bad(format!("unknown unit {unit:?}")))
+        }
+        _ => {}
+    }
+    match &policy.approvers {
+        crate::Approvers::Role(role) if !role_index.contains_key(role) => {
+            Err(bad(format!("unknown role {role:?}")))
+        }
+        crate::Approvers::Users(users) => {
+            match users.iter().find(|u| user_index.get(u.0).is_none()) {
+                Some(user) => Err(bad(format!("unknown user {user:?}"))),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Snapshot {
@@ -450,7 +536,16 @@ impl Snapshot {
             }
         }
 
+        let (persons, person_keys) = person_numbers(model, &user_index);
+        for policy in &model.approval_policies {
+            check_approval_policy(policy, &role_index, &unit_index, &user_index)?;
+        }
+
         Ok(Snapshot {
+            approval_policies: model.approval_policies.clone(),
+            four_eyes: model.four_eyes,
+            persons,
+            person_keys,
             epoch: model.epoch,
             users,
             user_index,
@@ -512,6 +607,16 @@ impl Snapshot {
         self.units[i as usize]
             .parent
             .map(|p| self.units[p as usize].id)
+    }
+
+    /// A role by name.
+    pub fn role_by_name(&self, name: &str) -> Option<RoleId> {
+        self.roles.iter().find(|r| r.name == name).map(|r| r.id)
+    }
+
+    /// A unit by name.
+    pub fn unit_by_name(&self, name: &str) -> Option<UnitId> {
+        self.units.iter().find(|u| u.name == name).map(|u| u.id)
     }
 
     /// A role's name.

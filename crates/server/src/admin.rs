@@ -14,6 +14,7 @@ use warden_service::{
     ExplainReport, RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView,
 };
 
+use crate::approvals::outcome;
 use crate::auth::Auth;
 use crate::error::{ApiResult, AppError};
 use crate::json::{parse_timestamp, timestamp, JsonBody};
@@ -64,6 +65,7 @@ pub struct UserJson {
     pub manager: Option<String>,
     pub disabled: bool,
     pub roles: Vec<RoleRef>,
+    pub person: Option<String>,
 }
 
 impl From<UserView> for UserJson {
@@ -75,6 +77,7 @@ impl From<UserView> for UserJson {
             unit: user.unit,
             manager: user.manager,
             disabled: user.disabled,
+            person: user.person,
             roles: user
                 .roles
                 .into_iter()
@@ -104,6 +107,8 @@ pub struct CreateUser {
     pub manager: Option<String>,
     #[serde(default)]
     pub roles: Vec<RoleRef>,
+    /// The natural person behind the account (an employee number).
+    pub person: Option<String>,
 }
 
 /// Changes to a user; absent fields stay as they are; `"manager": null` removes the manager.
@@ -119,6 +124,11 @@ pub struct PatchUser {
     pub disabled: Option<bool>,
     pub display_name: Option<String>,
     pub password: Option<String>,
+    /// The natural person behind the account (an employee number); `null` unlinks it.
+    /// Accounts of one person never approve each other's requests.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub person: Option<Option<String>>,
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "admin", security(("bearer" = [])),
@@ -147,6 +157,7 @@ async fn create_user(
         unit: body.unit,
         manager: body.manager,
         roles: role_refs(body.roles)?,
+        person: body.person,
     };
     let user = state.warden.create_user(&subject, input).await?;
     Ok((StatusCode::CREATED, Json(UserJson::from(user))).into_response())
@@ -174,7 +185,7 @@ async fn patch_user(
     Auth(subject): Auth,
     Path(username): Path<String>,
     JsonBody(body): JsonBody<PatchUser>,
-) -> ApiResult<Json<UserJson>> {
+) -> ApiResult<Response> {
     let update = UserUpdate {
         display_name: body.display_name,
         unit: body.unit,
@@ -182,14 +193,15 @@ async fn patch_user(
         roles: body.roles.map(role_refs).transpose()?,
         disabled: body.disabled,
         password: body.password,
+        person: body.person,
     };
-    Ok(Json(
-        state
-            .warden
-            .update_user(&subject, &username, update)
-            .await?
-            .into(),
-    ))
+    let result = state
+        .warden
+        .update_user(&subject, &username, update)
+        .await?;
+    Ok(outcome(result, StatusCode::OK, |user| {
+        Json(UserJson::from(user)).into_response()
+    }))
 }
 
 /// A unit.
@@ -439,8 +451,10 @@ async fn create_role(
     JsonBody(body): JsonBody<RoleBody>,
 ) -> ApiResult<Response> {
     let (input, _) = role_input(body)?;
-    let role = state.warden.create_role(&subject, input).await?;
-    Ok((StatusCode::CREATED, Json(RoleJson::from(role))).into_response())
+    let result = state.warden.create_role(&subject, input).await?;
+    Ok(outcome(result, StatusCode::CREATED, |role| {
+        Json(RoleJson::from(role)).into_response()
+    }))
 }
 
 fn role_id(text: &str) -> ApiResult<RoleId> {
@@ -475,16 +489,16 @@ async fn put_role(
     Auth(subject): Auth,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<RoleBody>,
-) -> ApiResult<Json<RoleJson>> {
+) -> ApiResult<Response> {
     let id = role_id(&id)?;
     let (input, version) = role_input(body)?;
-    Ok(Json(
-        state
-            .warden
-            .update_role(&subject, id, version, input)
-            .await?
-            .into(),
-    ))
+    let result = state
+        .warden
+        .update_role(&subject, id, version, input)
+        .await?;
+    Ok(outcome(result, StatusCode::OK, |role| {
+        Json(RoleJson::from(role)).into_response()
+    }))
 }
 
 /// Query of `GET /access/explain`.

@@ -204,12 +204,15 @@ pub struct MeResponse {
     pub manager: Option<String>,
     pub roles: Vec<String>,
     pub permissions: Vec<String>,
+    /// How many approval requests wait for the caller's decision.
+    pub approvals_inbox: usize,
 }
 
 /// Who am I?
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401)))]
-async fn me(Auth(subject): Auth) -> ApiResult<Json<MeResponse>> {
+async fn me(State(state): State<AppState>, Auth(subject): Auth) -> ApiResult<Json<MeResponse>> {
+    let approvals_inbox = state.warden.inbox_count(&subject).await?;
     let user = subject
         .snapshot
         .user(subject.user)
@@ -230,6 +233,7 @@ async fn me(Auth(subject): Auth) -> ApiResult<Json<MeResponse>> {
             .filter(|p| subject.can(**p))
             .map(|p| p.as_str().to_owned())
             .collect(),
+        approvals_inbox,
     }))
 }
 

@@ -41,6 +41,34 @@ where
     }
 }
 
+/// A JSON body that may be left out: an empty body is `T::default()` (a decision without a
+/// comment, say); anything else is read as [`JsonBody`] reads it.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = request.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
+            .await
+            .map_err(|e| {
+                AppError::BadRequest(format!("cannot read the body: {}", e.body_text()))
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        JsonBody::from_request(request, state)
+            .await
+            .map(|JsonBody(value)| OptionalJsonBody(value))
+    }
+}
+
 /// Turns a JSON value into `T`, naming the offending field on failure.
 pub fn parse_value<T: DeserializeOwned>(value: Json) -> Result<T, AppError> {
     serde_path_to_error::deserialize(value).map_err(|e| {

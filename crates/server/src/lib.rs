@@ -6,8 +6,10 @@
 //! nothing about permissions itself.
 
 mod admin;
+mod approvals;
 mod audit;
 mod auth;
+pub mod background;
 mod error;
 mod json;
 mod openapi;
@@ -69,6 +71,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
         .merge(security::router())
         .merge(admin::router())
         .merge(audit::router())
+        .merge(approvals::router())
         .merge(records::router())
         .merge(openapi::router());
     Router::new()

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value as Json_};
 use warden_policy::ObjectType;
 
+use crate::approvals::outcome;
 use crate::auth::Auth;
 use crate::error::{ApiResult, AppError};
 use crate::json::{record_input, record_json, value_json, JsonBody};
@@ -100,7 +101,8 @@ async fn read(
 #[utoipa::path(post, path = "/api/v1/{object}", tag = "records", security(("bearer" = [])),
     params(("object" = String, Path)),
     request_body(content = Object, description = "field values; `customer_id` for records of a customer; optional `owner` (username)"),
-    responses((status = 201, description = "the new record"), (status = 401), (status = 403, description = "create not allowed"),
+    responses((status = 201, description = "the new record"), (status = 202, description = "held for approval: `{\"approval\": {\"id\", \"state\": \"pending\", \"approvers\": […]}}`"),
+              (status = 401), (status = 403, description = "create not allowed"),
               (status = 422, description = "bad input, naming the field")))]
 async fn create(
     State(state): State<AppState>,
@@ -116,30 +118,34 @@ async fn create(
             "is set by the server and cannot be written",
         ));
     }
-    let view = state.warden.create_record(&subject, object, input).await?;
-    Ok((StatusCode::CREATED, Json(record_json(&view))).into_response())
+    let result = state.warden.create_record(&subject, object, input).await?;
+    Ok(outcome(result, StatusCode::CREATED, |view| {
+        Json(record_json(&view)).into_response()
+    }))
 }
 
 /// Change fields of a record: send the changed fields and the `version` you read.
 #[utoipa::path(patch, path = "/api/v1/{object}/{id}", tag = "records", security(("bearer" = [])),
     params(("object" = String, Path), ("id" = i64, Path)),
     request_body(content = Object, description = "changed fields and the `version` read"),
-    responses((status = 200, description = "the updated record"), (status = 401), (status = 403, description = "visible but not updatable"),
+    responses((status = 200, description = "the updated record"), (status = 202, description = "held for approval (see create)"), (status = 401), (status = 403, description = "visible but not updatable"),
               (status = 404), (status = 409, description = "stale version"), (status = 422)))]
 async fn update(
     State(state): State<AppState>,
     Auth(subject): Auth,
     Path((object_name, id)): Path<(String, String)>,
     JsonBody(body): JsonBody<Json_>,
-) -> ApiResult<Json<Json_>> {
+) -> ApiResult<Response> {
     let object = object(&object_name)?;
     let id = record_id(&id)?;
     let (input, version) = record_input(object, body)?;
-    let view = state
+    let result = state
         .warden
         .update_record(&subject, object, id, version, input)
         .await?;
-    Ok(Json(record_json(&view)))
+    Ok(outcome(result, StatusCode::OK, |view| {
+        Json(record_json(&view)).into_response()
+    }))
 }
 
 /// The full value of a field shown masked (or in full): every reveal is written to the
@@ -166,21 +172,23 @@ async fn reveal(
 /// Delete a record (optionally only at `?version=`).
 #[utoipa::path(delete, path = "/api/v1/{object}/{id}", tag = "records", security(("bearer" = [])),
     params(("object" = String, Path), ("id" = i64, Path), ("version" = Option<i64>, Query)),
-    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
+    responses((status = 204), (status = 202, description = "held for approval (see create)"), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn delete(
     State(state): State<AppState>,
     Auth(subject): Auth,
     Path((object_name, id)): Path<(String, String)>,
     Query(params): Query<HashMap<String, String>>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let object = object(&object_name)?;
     let id = record_id(&id)?;
     let version = whole_number(&params, "version")?;
-    state
+    let result = state
         .warden
         .delete_record(&subject, object, id, version)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(outcome(result, StatusCode::NO_CONTENT, |()| {
+        StatusCode::NO_CONTENT.into_response()
+    }))
 }
 
 pub fn router() -> Router<AppState> {

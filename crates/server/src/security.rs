@@ -353,13 +353,13 @@ async fn get_role_access(
 /// Set the access rules of every holder of a role (address, hours, second factor).
 #[utoipa::path(put, path = "/api/v1/roles/{id}/access", tag = "security", security(("bearer" = [])),
     params(("id" = i64, Path)), request_body = AccessRulesJson,
-    responses((status = 200, body = AccessRulesJson), (status = 403, description = "needs manage_roles"), (status = 404), (status = 422)))]
+    responses((status = 200, body = AccessRulesJson), (status = 202, description = "held under four eyes: `{\"approval\": …}`"), (status = 403, description = "needs manage_roles"), (status = 404), (status = 422)))]
 async fn put_role_access(
     State(state): State<AppState>,
     Auth(subject): Auth,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<AccessRulesJson>,
-) -> ApiResult<Json<AccessRulesJson>> {
+) -> ApiResult<axum::response::Response> {
     let rules = state
         .warden
         .set_access_rules(
@@ -368,7 +368,11 @@ async fn put_role_access(
             rules_from_body(body)?,
         )
         .await?;
-    Ok(Json(rules_to_body(&rules)))
+    Ok(crate::approvals::outcome(
+        rules,
+        axum::http::StatusCode::OK,
+        |rules| axum::response::IntoResponse::into_response(Json(rules_to_body(&rules))),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/users/{username}/access", tag = "security", security(("bearer" = [])),
@@ -388,13 +392,13 @@ async fn get_user_access(
 /// Set the access rules of one user.
 #[utoipa::path(put, path = "/api/v1/users/{username}/access", tag = "security", security(("bearer" = [])),
     params(("username" = String, Path)), request_body = AccessRulesJson,
-    responses((status = 200, body = AccessRulesJson), (status = 403, description = "needs manage_users"), (status = 404), (status = 422)))]
+    responses((status = 200, body = AccessRulesJson), (status = 202, description = "held under four eyes"), (status = 403, description = "needs manage_users"), (status = 404), (status = 422)))]
 async fn put_user_access(
     State(state): State<AppState>,
     Auth(subject): Auth,
     Path(username): Path<String>,
     JsonBody(body): JsonBody<AccessRulesJson>,
-) -> ApiResult<Json<AccessRulesJson>> {
+) -> ApiResult<axum::response::Response> {
     let rules = state
         .warden
         .set_access_rules(
@@ -403,7 +407,11 @@ async fn put_user_access(
             rules_from_body(body)?,
         )
         .await?;
-    Ok(Json(rules_to_body(&rules)))
+    Ok(crate::approvals::outcome(
+        rules,
+        axum::http::StatusCode::OK,
+        |rules| axum::response::IntoResponse::into_response(Json(rules_to_body(&rules))),
+    ))
 }
 
 pub fn router() -> Router<AppState> {

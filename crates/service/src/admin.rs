@@ -7,7 +7,9 @@ use warden_policy::{
 };
 use warden_store::{NewUser, RoleRow, UserChanges, UserRow};
 
+use crate::approvals::Outcome;
 use crate::auth::hash_password;
+use crate::four_eyes::{Created, OrgChange};
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A user as the admin API shows it.
@@ -21,6 +23,8 @@ pub struct UserView {
     pub disabled: bool,
     /// Role names with their expiry.
     pub roles: Vec<(String, Option<Timestamp>)>,
+    /// The natural person behind the account, when linked.
+    pub person: Option<String>,
 }
 
 /// A user to create. Its `Debug` hides the password.
@@ -32,6 +36,8 @@ pub struct UserInput {
     pub unit: String,
     pub manager: Option<String>,
     pub roles: Vec<(String, Option<Timestamp>)>,
+    /// The natural person behind the account (an employee number, say).
+    pub person: Option<String>,
 }
 
 /// Changes to a user; `None` leaves a field as it is. Its `Debug` hides the password.
@@ -44,6 +50,8 @@ pub struct UserUpdate {
     pub roles: Option<Vec<(String, Option<Timestamp>)>>,
     pub disabled: Option<bool>,
     pub password: Option<String>,
+    /// `Some(None)` unlinks the account from a person.
+    pub person: Option<Option<String>>,
 }
 
 impl std::fmt::Debug for UserInput {
@@ -118,7 +126,7 @@ fn validate_field_rules(rules: &[FieldRule]) -> Result<()> {
 }
 
 impl RoleInput {
-    fn contents(&self) -> warden_store::RoleContents<'_> {
+    pub(crate) fn contents(&self) -> warden_store::RoleContents<'_> {
         warden_store::RoleContents {
             grants: &self.grants,
             permissions: &self.permissions,
@@ -184,6 +192,7 @@ fn user_view(snapshot: &Snapshot, row: &UserRow) -> UserView {
             .and_then(|m| snapshot.user(m))
             .map(|m| m.username().to_owned()),
         disabled: row.disabled,
+        person: row.person.clone(),
         roles: in_snapshot
             .map(|u| {
                 u.roles()
@@ -303,6 +312,13 @@ impl Warden {
     /// Creates a user (needs `manage_users`).
     pub async fn create_user(&self, subject: &Subject, input: UserInput) -> Result<UserView> {
         subject.require(Permission::ManageUsers)?;
+        if subject.snapshot.four_eyes() && !input.roles.is_empty() {
+            return Err(ServiceError::invalid(
+                "roles",
+                "four eyes is on: create the user without roles, then assign them (the \
+                 assignment waits for a second administrator)",
+            ));
+        }
         let username = validate_username(&input.username)?;
         let display_name = validate_name(
             "display_name",
@@ -337,6 +353,10 @@ impl Warden {
             .await
             .map_err(taken(format!("the username `{username}` is taken")))?;
         tx.set_user_roles(id, &roles).await?;
+        if let Some(person) = &input.person {
+            tx.set_person(id, Some(&validate_name("person", person, 100)?))
+                .await?;
+        }
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.fresh_user_view(&username).await
@@ -349,8 +369,36 @@ impl Warden {
         subject: &Subject,
         username: &str,
         update: UserUpdate,
-    ) -> Result<UserView> {
+    ) -> Result<Outcome<UserView>> {
         subject.require(Permission::ManageUsers)?;
+        if let (true, Some(roles)) = (subject.snapshot.four_eyes(), &update.roles) {
+            let only_roles = UserUpdate {
+                roles: Some(roles.clone()),
+                ..UserUpdate::default()
+            };
+            if update != only_roles {
+                return Err(ServiceError::invalid(
+                    "roles",
+                    "four eyes is on: change roles in a request of their own (it waits for a \
+                     second administrator)",
+                ));
+            }
+            let user = subject
+                .snapshot
+                .user_by_name(username)
+                .ok_or(ServiceError::NotFound)?
+                .id();
+            let roles = self.resolve_roles(subject, roles).await?;
+            let change = OrgChange::SetUserRoles {
+                user,
+                username: username.to_owned(),
+                roles,
+            };
+            return Ok(match self.submit_org_change(subject, change).await? {
+                Outcome::Done(_) => Outcome::Done(self.fresh_user_view(username).await?),
+                Outcome::Pending(view) => Outcome::Pending(view),
+            });
+        }
         let target = subject
             .snapshot
             .user_by_name(username)
@@ -361,6 +409,9 @@ impl Warden {
                 "disabled",
                 "you cannot disable yourself",
             ));
+        }
+        if let Some(Some(person)) = &update.person {
+            validate_name("person", person, 100)?;
         }
         let mut changes = UserChanges::default();
         if let Some(name) = &update.display_name {
@@ -405,9 +456,12 @@ impl Warden {
         if update.disabled == Some(true) || hash.is_some() {
             tx.delete_sessions_of(target).await?;
         }
+        if let Some(person) = &update.person {
+            tx.set_person(target, person.as_deref()).await?;
+        }
         tx.bump_epoch().await?;
         tx.commit().await?;
-        self.fresh_user_view(username).await
+        Ok(Outcome::Done(self.fresh_user_view(username).await?))
     }
 
     /// Every unit (any authenticated user: the organisation chart is not secret).
@@ -515,29 +569,35 @@ impl Warden {
         Ok(roles)
     }
 
-    /// Creates a role (needs `manage_roles`).
-    pub async fn create_role(&self, subject: &Subject, input: RoleInput) -> Result<RoleView> {
+    /// Creates a role (needs `manage_roles`; waits for a second administrator under four eyes).
+    pub async fn create_role(
+        &self,
+        subject: &Subject,
+        input: RoleInput,
+    ) -> Result<Outcome<RoleView>> {
         subject.require(Permission::ManageRoles)?;
         let name = validate_name("name", &input.name, 100)?;
         validate_field_rules(&input.fields)?;
-        let mut tx = self.store.begin().await?;
-        let id = tx
-            .insert_role(&name, &input.description, input.contents(), subject.now)
-            .await
-            .map_err(taken(format!("a role named `{name}` exists")))?;
-        tx.bump_epoch().await?;
-        tx.commit().await?;
-        self.role(id).await
+        let input = RoleInput { name, ..input };
+        match self
+            .submit_org_change(subject, OrgChange::CreateRole(input))
+            .await?
+        {
+            Outcome::Done(Created::Role(id)) => Ok(Outcome::Done(self.role(id).await?)),
+            Outcome::Done(_) => Err(ServiceError::Internal("no role created".into())),
+            Outcome::Pending(view) => Ok(Outcome::Pending(view)),
+        }
     }
 
-    /// Replaces a role's content (needs `manage_roles`); with `version`, only if unchanged.
+    /// Replaces a role's content (needs `manage_roles`); with `version`, only if unchanged. A
+    /// change held under four eyes is applied only if the role is still at the version read.
     pub async fn update_role(
         &self,
         subject: &Subject,
         id: RoleId,
         version: Option<i64>,
         input: RoleInput,
-    ) -> Result<RoleView> {
+    ) -> Result<Outcome<RoleView>> {
         subject.require(Permission::ManageRoles)?;
         let current = self.role(id).await?;
         if version.is_some_and(|v| v != current.version) {
@@ -547,13 +607,15 @@ impl Warden {
         }
         let name = validate_name("name", &input.name, 100)?;
         validate_field_rules(&input.fields)?;
-        let mut tx = self.store.begin().await?;
-        tx.update_role(id, &name, &input.description, input.contents(), subject.now)
-            .await
-            .map_err(taken(format!("a role named `{name}` exists")))?;
-        tx.bump_epoch().await?;
-        tx.commit().await?;
-        self.role(id).await
+        let change = OrgChange::UpdateRole {
+            id,
+            version: Some(current.version),
+            input: RoleInput { name, ..input },
+        };
+        match self.submit_org_change(subject, change).await? {
+            Outcome::Done(_) => Ok(Outcome::Done(self.role(id).await?)),
+            Outcome::Pending(view) => Ok(Outcome::Pending(view)),
+        }
     }
 
     /// Sets whether an object's records are decided by their own grants or by their customer

@@ -6,6 +6,7 @@ use warden_policy::{
     Action, FieldAccess, FieldRule, Grant, ObjectType, Permission, RoleAssignment, RoleId, Scope,
     Timestamp, UnitId, UserId,
 };
+use warden_policy::{ApprovalPolicy, Approvers, Requesters};
 use warden_store::{NewRecord, NewUser, RoleContents, Store};
 
 use crate::auth::hash_password;
@@ -14,6 +15,7 @@ use crate::{Result, ServiceError};
 /// The demo's users: (username, display name, unit, manager, role).
 pub const DEMO_USERS: &[(&str, &str, &str, Option<&str>, &str)] = &[
     ("admin", "Ada Admin", "Head Office", None, "Administrator"),
+    ("admin2", "Abe Admin", "Head Office", None, "Administrator"),
     (
         "manager",
         "Mei Manager",
@@ -236,6 +238,47 @@ pub fn demo_roles() -> Vec<DemoRole> {
     ]
 }
 
+/// The demo's approval policies (the brief): a rep's delete of a customer waits for the rep's
+/// direct superior (escalating one level up after three days); any change of a customer's
+/// `credit_limit` waits for an Administrator other than the requester.
+fn demo_approval_policies(roles: &[(&str, RoleId)]) -> Result<Vec<ApprovalPolicy>> {
+    let role = |name: &str| {
+        roles
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, id)| *id)
+            .ok_or_else(|| ServiceError::Internal(format!("demo role {name}")))
+    };
+    Ok(vec![
+        ApprovalPolicy {
+            id: 0,
+            name: "Rep deletes wait for their superior".into(),
+            object: ObjectType::Customers,
+            operations: vec![Action::Delete],
+            fields: vec![],
+            when: None,
+            requesters: Requesters::Role(role("Sales Rep")?),
+            approvers: Approvers::Superior { levels: 1 },
+            required: 1,
+            expires_after_ms: Some(3 * 24 * 3_600_000),
+            escalate: true,
+        },
+        ApprovalPolicy {
+            id: 0,
+            name: "Credit limit changes need a second administrator".into(),
+            object: ObjectType::Customers,
+            operations: vec![Action::Create, Action::Update],
+            fields: vec!["credit_limit".into()],
+            when: None,
+            requesters: Requesters::Anyone,
+            approvers: Approvers::Role(role("Administrator")?),
+            required: 1,
+            expires_after_ms: None,
+            escalate: false,
+        },
+    ])
+}
+
 /// A small deterministic generator (SplitMix64), so the demo is the same on every machine.
 struct Sequence(u64);
 
@@ -376,6 +419,9 @@ pub async fn seed(
             )
             .await?;
         roles.push((name, id));
+    }
+    for policy in demo_approval_policies(&roles)? {
+        tx.insert_approval_policy(&policy, now).await?;
     }
     let mut users: Vec<(String, UserId)> = Vec::new();
     for (username, display_name, unit, manager, role) in DEMO_USERS {

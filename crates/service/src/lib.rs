@@ -10,16 +10,25 @@
 //! every server node from its next request.
 
 mod admin;
+mod approval_policies;
+mod approvals;
 mod audit;
 mod auth;
 pub mod demo;
 mod error;
 mod explain;
+mod four_eyes;
 mod records;
 mod security;
 mod state;
 
 pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
+pub use approval_policies::{
+    ApprovalPolicyInput, ApprovalPolicyView, ApproversInput, RequestersInput,
+};
+pub use approvals::{
+    ApprovalRole, ApprovalView, EventView, Outcome, ProposedField, StepView, PENDING,
+};
 pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};

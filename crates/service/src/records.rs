@@ -5,8 +5,9 @@ use warden_policy::schema::{schema, FieldKind, Value};
 use warden_policy::{
     mask, Action, Decision, Denial, FieldAccess, FieldLevels, ObjectType, RecordRef,
 };
-use warden_store::{AccessEntry, NewRecord, Record, RecordChanges, StoreError};
+use warden_store::{AccessEntry, NewRecord, Record, RecordChanges, StoreError, Tx};
 
+use crate::approvals::Outcome;
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A record as the caller may see it, with names resolved for display.
@@ -345,13 +346,80 @@ impl Warden {
     }
 
     /// Creates a record owned by the subject (or by `input.owner`, if the subject's create
-    /// scope covers that owner).
+    /// scope covers that owner). A create an approval policy catches is held, not applied.
     pub async fn create_record(
         &self,
         subject: &Subject,
         object: ObjectType,
         input: RecordInput,
-    ) -> Result<RecordView> {
+    ) -> Result<Outcome<RecordView>> {
+        let planned = self.plan_create(subject, object, &input).await?;
+        self.hold_or_apply(subject, planned, &input).await
+    }
+
+    /// Updates a record read at `version`: 404 if not readable, 403 if not updatable (before or,
+    /// when the owner changes, after), 409 if it changed meanwhile, 422 on bad fields. An update
+    /// an approval policy catches is held, not applied.
+    pub async fn update_record(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        id: i64,
+        version: Option<i64>,
+        input: RecordInput,
+    ) -> Result<Outcome<RecordView>> {
+        let planned = self
+            .plan_update(subject, object, id, version, &input)
+            .await?;
+        self.hold_or_apply(subject, planned, &input).await
+    }
+
+    /// Deletes a record (optionally only at `version`). A delete an approval policy catches is
+    /// held, not applied.
+    pub async fn delete_record(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        id: i64,
+        version: Option<i64>,
+    ) -> Result<Outcome<()>> {
+        let planned = self.plan_delete(subject, object, id, version).await?;
+        Ok(
+            match self
+                .hold_or_apply(subject, planned, &RecordInput::default())
+                .await?
+            {
+                Outcome::Done(_) => Outcome::Done(()),
+                Outcome::Pending(approval) => Outcome::Pending(approval),
+            },
+        )
+    }
+
+    /// Holds a planned change for approval when a policy catches it; applies it otherwise.
+    async fn hold_or_apply(
+        &self,
+        subject: &Subject,
+        planned: PlannedChange,
+        input: &RecordInput,
+    ) -> Result<Outcome<RecordView>> {
+        if let Some(approval) = self.hold_record_change(subject, &planned, input).await? {
+            return Ok(Outcome::Pending(Box::new(approval)));
+        }
+        let mut tx = self.store.begin().await?;
+        let record = apply_change(&mut tx, planned.object, &planned.change, subject.now).await?;
+        tx.commit().await?;
+        // A delete answers with the record as it was (the caller sees only that it is gone).
+        let shown = record.or(planned.before).ok_or(ServiceError::NotFound)?;
+        Ok(Outcome::Done(view(subject, shown)))
+    }
+
+    /// Checks a create and works out the row, without writing.
+    pub(crate) async fn plan_create(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        input: &RecordInput,
+    ) -> Result<PlannedChange> {
         let schema = schema(object);
         validate_fields(object, &input.fields, None)?;
         let (owner, unit) = match &input.owner {
@@ -418,40 +486,29 @@ impl Warden {
                 return Err(ServiceError::invalid(def.name, "is required"));
             }
         }
-        let mut tx = self.store.begin().await?;
-        let record = tx
-            .insert_record(
-                object,
-                &NewRecord {
-                    customer_id: customer.map(|(id, _)| id),
-                    owner,
-                    unit,
-                    values: row,
-                },
-                subject.now,
-            )
-            .await
-            .map_err(|e| match e {
-                // The customer was deleted between the check and the insert.
-                StoreError::Reference(_) => {
-                    ServiceError::invalid("customer_id", "no such customer")
-                }
-                other => other.into(),
-            })?;
-        tx.commit().await?;
-        Ok(view(subject, record))
+        Ok(PlannedChange {
+            object,
+            record_ref: prospective,
+            before: None,
+            after: Some(row.clone()),
+            change: Change::Create(NewRecord {
+                customer_id: customer.map(|(id, _)| id),
+                owner,
+                unit,
+                values: row,
+            }),
+        })
     }
 
-    /// Updates a record read at `version`: 404 if not readable, 403 if not updatable (before or,
-    /// when the owner changes, after), 409 if it changed meanwhile, 422 on bad fields.
-    pub async fn update_record(
+    /// Checks an update and works out the changes, without writing.
+    pub(crate) async fn plan_update(
         &self,
         subject: &Subject,
         object: ObjectType,
         id: i64,
         version: Option<i64>,
-        input: RecordInput,
-    ) -> Result<RecordView> {
+        input: &RecordInput,
+    ) -> Result<PlannedChange> {
         let record = self.readable(subject, object, id).await?;
         let decision = subject.snapshot.check(
             subject.user,
@@ -514,22 +571,31 @@ impl Warden {
         if version != record.version {
             return Err(StoreError::Conflict.into());
         }
-        let mut tx = self.store.begin().await?;
-        let updated = tx
-            .update_record(object, id, version, &changes, subject.now)
-            .await?;
-        tx.commit().await?;
-        Ok(view(subject, updated))
+        let mut after = record.values.clone();
+        for (index, value) in &changes.values {
+            after[*index] = value.clone();
+        }
+        Ok(PlannedChange {
+            object,
+            record_ref: record.record_ref(),
+            after: Some(after),
+            change: Change::Update {
+                id,
+                version,
+                changes,
+            },
+            before: Some(record),
+        })
     }
 
-    /// Deletes a record (optionally only at `version`).
-    pub async fn delete_record(
+    /// Checks a delete, without writing.
+    pub(crate) async fn plan_delete(
         &self,
         subject: &Subject,
         object: ObjectType,
         id: i64,
         version: Option<i64>,
-    ) -> Result<()> {
+    ) -> Result<PlannedChange> {
         let record = self.readable(subject, object, id).await?;
         let decision = subject.snapshot.check(
             subject.user,
@@ -541,11 +607,107 @@ impl Warden {
         if !decision.is_allowed() {
             return Err(forbidden(decision, Action::Delete, object));
         }
-        let mut tx = self.store.begin().await?;
-        tx.delete_record(object, id, version).await?;
-        tx.commit().await?;
-        Ok(())
+        if version.is_some_and(|v| v != record.version) {
+            return Err(StoreError::Conflict.into());
+        }
+        Ok(PlannedChange {
+            object,
+            record_ref: record.record_ref(),
+            after: None,
+            change: Change::Delete {
+                id,
+                version: Some(record.version),
+            },
+            before: Some(record),
+        })
     }
+}
+
+/// A checked change to one record, not yet written.
+#[derive(Debug, Clone)]
+pub(crate) struct PlannedChange {
+    pub(crate) object: ObjectType,
+    /// The record as the engine sees it (for a create: as it will be).
+    pub(crate) record_ref: RecordRef,
+    /// The record as it is (none for a create).
+    pub(crate) before: Option<Record>,
+    /// Its values as they will be (none for a delete).
+    pub(crate) after: Option<Vec<Value>>,
+    pub(crate) change: Change,
+}
+
+impl PlannedChange {
+    pub(crate) fn action(&self) -> Action {
+        match self.change {
+            Change::Create(_) => Action::Create,
+            Change::Update { .. } => Action::Update,
+            Change::Delete { .. } => Action::Delete,
+        }
+    }
+
+    pub(crate) fn record_id(&self) -> Option<i64> {
+        match self.change {
+            Change::Create(_) => None,
+            Change::Update { id, .. } | Change::Delete { id, .. } => Some(id),
+        }
+    }
+
+    pub(crate) fn record_version(&self) -> Option<i64> {
+        match self.change {
+            Change::Create(_) => None,
+            Change::Update { version, .. } => Some(version),
+            Change::Delete { version, .. } => version,
+        }
+    }
+}
+
+/// The write itself.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    Create(NewRecord),
+    Update {
+        id: i64,
+        version: i64,
+        changes: RecordChanges,
+    },
+    /// Only at `version` when given.
+    Delete {
+        id: i64,
+        version: Option<i64>,
+    },
+}
+
+/// Writes a planned change in `tx`: the new or updated record, or none for a delete. A record
+/// changed since it was planned is a conflict (optimistic `version`).
+pub(crate) async fn apply_change(
+    tx: &mut Tx,
+    object: ObjectType,
+    change: &Change,
+    now: warden_policy::Timestamp,
+) -> Result<Option<Record>> {
+    Ok(match change {
+        Change::Create(new) => Some(tx.insert_record(object, new, now).await.map_err(|e| {
+            match e {
+                // The customer was deleted between the check and the insert.
+                StoreError::Reference(_) => {
+                    ServiceError::invalid("customer_id", "no such customer")
+                }
+                other => other.into(),
+            }
+        })?),
+        Change::Update {
+            id,
+            version,
+            changes,
+        } => Some(
+            tx.update_record(object, *id, *version, changes, now)
+                .await?,
+        ),
+        Change::Delete { id, version } => {
+            tx.delete_record(object, *id, *version).await?;
+            None
+        }
+    })
 }
 
 impl Warden {

@@ -362,19 +362,20 @@ impl Warden {
         subject: &Subject,
         target: AccessTarget<'_>,
         rules: AccessRules,
-    ) -> Result<AccessRules> {
+    ) -> Result<crate::Outcome<AccessRules>> {
         match target {
             AccessTarget::Role(_) => subject.require(Permission::ManageRoles)?,
             AccessTarget::User(_) => subject.require(Permission::ManageUsers)?,
         }
         let owner = self.access_owner(subject, target)?;
-        let empty = rules == AccessRules::default();
-        let mut tx = self.store.begin().await?;
-        tx.set_access_rules(owner, (!empty).then_some(&rules))
-            .await?;
-        tx.bump_epoch().await?;
-        tx.commit().await?;
-        Ok(rules)
+        let change = crate::four_eyes::OrgChange::SetAccessRules {
+            owner,
+            rules: rules.clone(),
+        };
+        Ok(match self.submit_org_change(subject, change).await? {
+            crate::Outcome::Done(_) => crate::Outcome::Done(rules),
+            crate::Outcome::Pending(view) => crate::Outcome::Pending(view),
+        })
     }
 }
 

@@ -369,7 +369,7 @@ impl Keys {
 }
 
 /// The tables and columns that hold encrypted values: every sensitive field of every object,
-/// and the users' TOTP secrets.
+/// the users' TOTP secrets, and the intended changes of approval requests.
 pub(crate) fn encrypted_columns() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = ObjectType::ALL
         .iter()
@@ -387,6 +387,7 @@ pub(crate) fn encrypted_columns() -> Vec<(&'static str, Vec<&'static str>)> {
         .filter(|(_, columns)| !columns.is_empty())
         .collect();
     out.push(("users", vec!["totp_secret"]));
+    out.push(("approval_requests", vec!["payload"]));
     out
 }
 

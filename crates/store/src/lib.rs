@@ -11,6 +11,7 @@
 //! and the migrations are kept per dialect.
 
 mod access_log;
+mod approvals;
 pub mod backup;
 mod bulk;
 mod connect;
@@ -28,6 +29,11 @@ mod stats;
 pub mod testing;
 
 pub use access_log::AccessEntry;
+pub use approvals::{
+    criteria_from_json, criteria_to_json, policy_from_json, policy_to_json, value_from_json,
+    value_to_json, ApprovalEvent, ApprovalListing, ApprovalPolicyRow, ApprovalRow, ApprovalVote,
+    NewApprovalRequest, WebhookDelivery, FOUR_EYES,
+};
 pub use connect::{Backend, Store, Tx, SQLITE_FILE};
 pub use crypto::{
     pending_key_file, DataKeyInfo, KeyStatus, ReencryptCursor, Unlocked, CIPHERTEXT_PREFIX,

@@ -47,6 +47,8 @@ pub struct UserRow {
     pub unit: UnitId,
     pub manager: Option<UserId>,
     pub disabled: bool,
+    /// The natural person behind the account (accounts with the same value are one person).
+    pub person: Option<String>,
 }
 
 /// A user to create.
@@ -161,6 +163,7 @@ fn decode_user(row: &sqlx::any::AnyRow) -> Result<UserRow> {
         unit: UnitId(row.try_get(3)?),
         manager: row.try_get::<Option<i64>, _>(4)?.map(UserId),
         disabled: row.try_get::<i64, _>(5)? != 0,
+        person: row.try_get(6)?,
     })
 }
 
@@ -269,8 +272,26 @@ impl Store {
             Ok((owner, rules))
         })
         .collect::<Result<Vec<_>>>()?;
+        let approval_policies = crate::approvals::read_policies(&mut tx)
+            .await?
+            .into_iter()
+            .map(|row| row.policy)
+            .collect();
+        let four_eyes = crate::approvals::read_setting(&mut tx, crate::approvals::FOUR_EYES)
+            .await?
+            .is_some_and(|v| v == "on");
+        let persons =
+            sqlx::query("SELECT id, person FROM users WHERE person IS NOT NULL ORDER BY id")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((UserId(row.try_get(0)?), row.try_get::<String, _>(1)?)))
+                .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
         Ok(Model {
+            approval_policies,
+            four_eyes,
+            persons,
             epoch,
             access_rules,
             mfa_enrolled,
@@ -314,7 +335,7 @@ impl Store {
 
     /// Every user.
     pub async fn users(&self) -> Result<Vec<UserRow>> {
-        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled FROM users ORDER BY id")
+        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled, person FROM users ORDER BY id")
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -324,7 +345,7 @@ impl Store {
 
     /// One user by username.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled FROM users WHERE username = $1")
+        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled, person FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?
@@ -512,6 +533,16 @@ impl Tx {
         let id = RoleId(id);
         self.write_role_contents(id, contents).await?;
         Ok(id)
+    }
+
+    /// A role's version, read inside this transaction (none when the role is gone).
+    pub async fn role_version(&mut self, id: RoleId) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM roles WHERE id = $1")
+                .bind(id.0)
+                .fetch_optional(&mut *self.tx)
+                .await?,
+        )
     }
 
     /// Replaces a role's name, description, grants, permissions and field rules, and bumps its

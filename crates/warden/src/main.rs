@@ -106,10 +106,65 @@ struct DemoArgs {
     password: Option<String>,
     #[command(flatten)]
     backup: backup_cmd::ScheduleArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
     /// The master key file (default: <data>/master.key; required with --database-url unless
     /// WARDEN_MASTER_KEY is set). Created (mode 0600) when the database is new.
     #[arg(long, value_name = "PATH")]
     key_file: Option<PathBuf>,
+}
+
+/// Approval notifications.
+#[derive(Debug, Args)]
+struct WebhookArgs {
+    /// POST every approval event (requested, approved, rejected, applied, conflict, expired,
+    /// escalated, withdrawn) as JSON to this URL, retried with backoff.
+    #[arg(long, env = "WARDEN_WEBHOOK_URL", value_name = "URL")]
+    webhook_url: Option<String>,
+    /// The secret of the `X-Warden-Signature` HMAC-SHA256 header (required with --webhook-url).
+    #[arg(
+        long,
+        env = "WARDEN_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    webhook_secret: Option<String>,
+    /// How often deadlines are swept and the webhook outbox is delivered, in milliseconds.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    background_every_ms: u64,
+}
+
+impl WebhookArgs {
+    fn config(&self) -> anyhow::Result<Option<warden_server::background::WebhookConfig>> {
+        match (&self.webhook_url, &self.webhook_secret) {
+            (None, _) => Ok(None),
+            (Some(_), None) => {
+                bail!("--webhook-url needs --webhook-secret (or WARDEN_WEBHOOK_SECRET)")
+            }
+            (Some(url), Some(secret)) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!("--webhook-url must be an http:// or https:// URL");
+                }
+                if secret.len() < 16 {
+                    bail!("--webhook-secret must be at least 16 characters");
+                }
+                Ok(Some(warden_server::background::WebhookConfig {
+                    url: url.clone(),
+                    secret: secret.clone(),
+                }))
+            }
+        }
+    }
+
+    fn spawn(&self, warden: &Warden) -> anyhow::Result<()> {
+        let config = self.config()?;
+        warden_server::background::spawn(
+            warden.clone(),
+            config,
+            std::time::Duration::from_millis(self.background_every_ms.max(100)),
+        );
+        Ok(())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -129,6 +184,8 @@ struct ServeArgs {
     trusted_proxies: Vec<ipnet::IpNet>,
     #[command(flatten)]
     backup: backup_cmd::ScheduleArgs,
+    #[command(flatten)]
+    webhook: WebhookArgs,
     /// The master key file (default: <data>/master.key; required with --database-url unless
     /// WARDEN_MASTER_KEY is set). Created (mode 0600) when the database is new.
     #[arg(long, value_name = "PATH")]
@@ -275,6 +332,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");
     let warden = Warden::new(store, Config::default()).await?;
+    args.webhook.spawn(&warden)?;
     backup_cmd::schedule(
         &args.backup,
         &args.data,
@@ -292,6 +350,7 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     let warden = Warden::new(store, Config::default()).await?;
+    args.webhook.spawn(&warden)?;
     backup_cmd::schedule(
         &args.backup,
         &args.data,

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+#[path = "e2e/approvals.rs"]
+mod approvals;
 #[path = "e2e/backup.rs"]
 mod backup;
 #[path = "e2e/fields.rs"]
@@ -37,6 +39,23 @@ async fn the_demo_walk_on_postgres() {
     };
     let server = Server::start(Backend::Postgres(url)).await;
     walk::everything(&server).await;
+}
+
+/// Approvals on a server of their own: they delete customers and change credit limits.
+#[tokio::test]
+async fn approvals_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    approvals::everything(&harness::Api::login_everyone(&server).await).await;
+}
+
+#[tokio::test]
+async fn approvals_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("approvals_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    approvals::everything(&harness::Api::login_everyone(&server).await).await;
 }
 
 /// Access control on a server of its own: it locks accounts and sets rules.

@@ -285,7 +285,7 @@ pub async fn everything(server: &Server) {
 async fn verify_and_refusals(server: &Server, work: &Path, backup: &Path, target: &Path) {
     let ran = warden(&["backup", "verify", path(backup)], Some(KEY)).await;
     assert!(ran.ok, "verify:\n{ran}");
-    for expected in ["checksum ok", "integrity ok", "12 users", "SQLite database"] {
+    for expected in ["checksum ok", "integrity ok", "13 users", "SQLite database"] {
         assert!(
             ran.stdout.contains(expected),
             "verify says {expected:?}:\n{ran}"
@@ -502,7 +502,7 @@ pub async fn postgres_export(url: &str) {
     assert!(!bytes.windows(12).any(|w| w == b"Acme Trading"));
     let ran = warden(&["backup", "verify", path(&out)], Some(KEY)).await;
     assert!(ran.ok, "verify export:\n{ran}");
-    for expected in ["PostgreSQL export", "12 users", "integrity ok"] {
+    for expected in ["PostgreSQL export", "13 users", "integrity ok"] {
         assert!(ran.stdout.contains(expected), "{expected:?}:\n{ran}");
     }
     let ran = warden(&["backup", "verify", path(&out)], Some(OTHER_KEY)).await;

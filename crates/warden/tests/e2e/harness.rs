@@ -19,6 +19,7 @@ pub const CUSTOMERS: usize = 200;
 /// The demo's users (PRODUCT.md, "Demo organisation").
 pub const USERS: &[&str] = &[
     "admin",
+    "admin2",
     "manager",
     "supervisor1",
     "supervisor2",

@@ -103,6 +103,7 @@ fn seeded_visibility() -> Vec<(&'static str, Option<&'static [&'static str]>)> {
         ("manager", Some(REPS)),
         // None: every customer.
         ("admin", None),
+        ("admin2", None),
         ("support", None),
         ("finance", None),
         ("auditor", Some(&[][..])),
@@ -561,17 +562,30 @@ pub async fn create_and_delete(api: &Api, truth: &Truth) {
         );
     }
 
-    let deleted = api.delete("rep1", &path).await;
+    // A rep's delete waits for their superior (the demo's approval policy): 202, still there
+    // until supervisor1 approves.
+    let held = api.delete("rep1", &path).await;
     assert_eq!(
-        deleted.status, 204,
+        held.status, 202,
         "[{n}] rep1 deleting their own customer: {}",
-        deleted.text
+        held.text
     );
-    assert!(
-        deleted.text.is_empty(),
-        "[{n}] a 204 with a body: {}",
-        deleted.text
+    let request = held.body["approval"]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("[{n}] a 202 without the approval's id: {}", held.text));
+    assert_eq!(
+        api.get("rep1", &path).await.status,
+        200,
+        "[{n}] held, not deleted"
     );
+    let approved = api
+        .post(
+            "supervisor1",
+            &format!("/api/v1/approvals/{request}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(approved.body["state"], "applied", "[{n}] {}", approved.text);
     for user in ["rep1", "admin"] {
         let gone = api.get(user, &path).await;
         assert_eq!(
@@ -582,6 +596,21 @@ pub async fn create_and_delete(api: &Api, truth: &Truth) {
     }
     let again = api.delete("rep1", &path).await;
     assert_eq!(again.status, 404, "[{n}] deleting twice: {}", again.text);
+    // Nobody's policy catches the administrator's delete: 204 at once.
+    let created = api
+        .post(
+            "admin",
+            "/api/v1/customers",
+            json!({"name": "E2E Deleted At Once"}),
+        )
+        .await;
+    let at_once = api.delete("admin", &customer(id(&created.body))).await;
+    assert_eq!(at_once.status, 204, "[{n}] admin deletes: {}", at_once.text);
+    assert!(
+        at_once.text.is_empty(),
+        "[{n}] a 204 with a body: {}",
+        at_once.text
+    );
 }
 
 /// No token, a bad token, a wrong password and an unknown user: the same 401.
@@ -660,7 +689,7 @@ pub async fn admin_api(api: &Api) {
     // The patch restates rep3's manager: harmless even if it were wrongly allowed.
     let no_op = json!({"manager": "supervisor2"});
     let role = |name: &str| json!({"name": name, "grants": [{"object": "customers", "action": "read", "scope": "all"}]});
-    for user in USERS.iter().filter(|u| **u != "admin") {
+    for user in USERS.iter().filter(|u| !["admin", "admin2"].contains(*u)) {
         let list = api.get(user, "/api/v1/users").await;
         assert_eq!(
             list.status, 403,
