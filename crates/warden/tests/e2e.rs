@@ -58,6 +58,21 @@ async fn approvals_on_postgres() {
     approvals::everything(&harness::Api::login_everyone(&server).await).await;
 }
 
+/// Approval events posted to a webhook: signed, and retried after a refusal.
+#[tokio::test]
+async fn approval_webhooks_on_sqlite() {
+    const SECRET: &str = "e2e-webhook-secret-0123456789";
+    let (url, deliveries) = approvals::webhook_receiver().await;
+    let server = Server::start_with_env(
+        Backend::Sqlite,
+        &["--webhook-url", &url, "--background-every-ms", "200"],
+        &[("WARDEN_WEBHOOK_SECRET", SECRET)],
+    )
+    .await;
+    let api = harness::Api::login_everyone(&server).await;
+    approvals::webhooks(&api, &deliveries, SECRET).await;
+}
+
 /// Access control on a server of its own: it locks accounts and sets rules.
 #[tokio::test]
 async fn security_on_sqlite() {

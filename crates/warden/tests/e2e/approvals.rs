@@ -675,3 +675,95 @@ async fn four_eyes_on_permission_changes(api: &Api) {
     let listed = api.get("admin", "/api/v1/approval-policies").await;
     assert_eq!(listed.body["four_eyes"], false, "[{n}] {}", listed.text);
 }
+
+/// What the webhook receiver got: (event, signature header, body).
+type Deliveries = std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>;
+
+/// A webhook receiver on a free port that refuses its first delivery (500), so the retry is
+/// exercised, and records every delivery after it.
+pub async fn webhook_receiver() -> (String, Deliveries) {
+    use axum::http::{HeaderMap, StatusCode};
+    let deliveries: Deliveries = Default::default();
+    let refused_once = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = deliveries.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let seen = seen.clone();
+            let refused_once = refused_once.clone();
+            async move {
+                if !refused_once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                let event = serde_json::from_str::<Value>(&body).unwrap()["event"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let signature = headers
+                    .get("x-warden-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                seen.lock().unwrap().push((event, signature, body));
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, deliveries)
+}
+
+/// Every state change reaches the webhook, signed with HMAC-SHA256 over the timestamp and
+/// the body; a refused delivery is retried.
+pub async fn webhooks(api: &Api, deliveries: &Deliveries, secret: &str) {
+    use hmac::{Hmac, Mac};
+    let n = api.name;
+    let c = rep1_customers(api).await[0];
+    let request = held(api, "rep1 deletes", &api.delete("rep1", &customer(c)).await)["id"]
+        .as_i64()
+        .unwrap();
+    let approved = api
+        .post("supervisor1", &approval_path(request, "approve"), json!({}))
+        .await;
+    assert_eq!(approved.body["state"], "applied", "[{n}] {}", approved.text);
+    let wanted = [
+        "approval.requested",
+        "approval.approved",
+        "approval.applied",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got: Vec<String> = deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.0.clone())
+            .collect();
+        if wanted.iter().all(|w| got.iter().any(|g| g == w)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "[{n}] the webhook got only {got:?} (the first attempt is refused, then retried)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for (event, signature, body) in deliveries.lock().unwrap().iter() {
+        let (t, v1) = signature
+            .strip_prefix("t=")
+            .and_then(|rest| rest.split_once(",v1="))
+            .unwrap_or_else(|| panic!("[{n}] {event}: signature header {signature:?}"));
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.{body}").as_bytes());
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            v1,
+            "[{n}] {event}: the signature does not match"
+        );
+        let body: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["approval"]["id"], request, "[{n}] {body}");
+        assert_eq!(body["approval"]["object"], "customers");
+    }
+}
