@@ -35,6 +35,7 @@ mod model;
 pub mod schema;
 mod snapshot;
 mod vocab;
+mod whatif;
 
 pub use approval::{
     ApprovalPolicy, ApprovalTarget, Approvers, CompareOp, Criteria, Proposal, Requesters,
@@ -49,4 +50,5 @@ pub use model::{
     AccessOwner, FieldRule, Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef,
 };
 pub use snapshot::{Snapshot, UserView};
+pub use whatif::{customer_access_diff, AccessChange, Cell, OrgEdit};
 pub use vocab::{Action, Control, FieldAccess, ObjectType, Permission, Scope, UnknownName};
