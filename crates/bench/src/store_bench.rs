@@ -589,7 +589,7 @@ async fn timed_move(
         .username()
         .to_owned();
     let started = Instant::now();
-    warden
+    let outcome = warden
         .update_user(
             &admin,
             moved,
@@ -599,6 +599,9 @@ async fn timed_move(
             },
         )
         .await?;
+    if !matches!(outcome, warden_service::Outcome::Done(_)) {
+        return Err(anyhow!("the move was held for approval"));
+    }
     let boss_subject = subject(warden, boss).await?;
     let page = warden
         .list_records(&boss_subject, ObjectType::Customers, None, Some(PAGE))

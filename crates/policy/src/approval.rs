@@ -127,13 +127,14 @@ pub enum Criteria {
 }
 
 /// A change proposed to one record: its values before (none for a create) and after (none for
-/// a delete), in schema order.
+/// a delete), in schema order, and the record as the engine sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Proposal<'a> {
     pub object: ObjectType,
     pub action: Action,
     pub before: Option<&'a [Value]>,
     pub after: Option<&'a [Value]>,
+    pub record: &'a RecordRef,
 }
 
 impl Proposal<'_> {
@@ -264,13 +265,19 @@ impl ApprovalPolicy {
         }
     }
 
-    fn catches(&self, proposal: &Proposal<'_>) -> bool {
+    /// Whether the policy catches the proposal. A condition that tests a field the requester
+    /// may not read counts as met: otherwise whether a change waits (202) or not (204) would
+    /// tell them something about that field.
+    fn catches(&self, proposal: &Proposal<'_>, readable: impl Fn(&str) -> bool) -> bool {
         self.object == proposal.object
             && self.operations.contains(&proposal.action)
             && (proposal.action == Action::Delete
                 || self.fields.is_empty()
                 || self.fields.iter().any(|f| proposal.changes(f)))
-            && self.when.as_ref().is_none_or(|c| c.matches(proposal))
+            && self
+                .when
+                .as_ref()
+                .is_none_or(|c| c.fields().iter().any(|f| !readable(f)) || c.matches(proposal))
     }
 }
 
@@ -305,10 +312,22 @@ impl Snapshot {
         proposal: &Proposal<'_>,
         now: Timestamp,
     ) -> Vec<&ApprovalPolicy> {
+        let levels = self.field_levels(
+            requester,
+            Action::Read,
+            proposal.object,
+            proposal.record,
+            now,
+        );
+        let readable = |field: &str| {
+            levels
+                .of(field)
+                .is_some_and(|level| level >= crate::FieldAccess::Read)
+        };
         self.approval_policies
             .iter()
             .filter(|policy| self.is_requester(requester, policy.requesters, now))
-            .filter(|policy| policy.catches(proposal))
+            .filter(|policy| policy.catches(proposal, readable))
             .collect()
     }
 
@@ -424,6 +443,7 @@ mod tests {
 
     #[test]
     fn conditions_compare_change_and_combine() {
+        let record = &RecordRef::new(UserId(1), UnitId(1));
         let before = customer(Some(10_000), "East");
         let after = customer(Some(250_000), "East");
         let update = Proposal {
@@ -431,6 +451,7 @@ mod tests {
             action: Action::Update,
             before: Some(&before),
             after: Some(&after),
+            record,
         };
         let gt = |n| Criteria::Compare {
             field: "credit_limit".into(),
@@ -458,6 +479,7 @@ mod tests {
             action: Action::Delete,
             before: Some(&empty),
             after: None,
+            record,
         };
         assert!(!gt(0).matches(&delete));
         assert!(!Criteria::Compare {
@@ -479,6 +501,7 @@ mod tests {
             action: Action::Create,
             before: None,
             after: Some(&after),
+            record,
         };
         assert!(Criteria::Increased("credit_limit".into()).matches(&create));
         assert!(!Criteria::Changed("email".into()).matches(&create));
@@ -488,6 +511,7 @@ mod tests {
             action: Action::Update,
             before: Some(&before),
             after: Some(&empty),
+            record,
         };
         assert!(Criteria::Decreased("credit_limit".into()).matches(&cleared));
         assert!(!Criteria::Increased("credit_limit".into()).matches(&cleared));

@@ -50,5 +50,5 @@ pub use model::{
     AccessOwner, FieldRule, Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef,
 };
 pub use snapshot::{Snapshot, UserView};
-pub use whatif::{customer_access_diff, AccessChange, Cell, OrgEdit};
 pub use vocab::{Action, Control, FieldAccess, ObjectType, Permission, Scope, UnknownName};
+pub use whatif::{customer_access_diff, AccessChange, Cell, OrgEdit};

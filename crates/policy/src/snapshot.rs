@@ -626,6 +626,18 @@ impl Snapshot {
             .map(|&i| self.roles[i as usize].name.as_str())
     }
 
+    /// The functional permissions a role carries.
+    pub fn role_permissions(&self, role: RoleId) -> Vec<Permission> {
+        self.role_index.get(&role).map_or_else(Vec::new, |&i| {
+            let bits = self.roles[i as usize].permissions;
+            Permission::ALL
+                .iter()
+                .copied()
+                .filter(|p| bits & (1 << p.index()) != 0)
+                .collect()
+        })
+    }
+
     /// Whether `user` holds `permission` through an active role at `now`.
     pub fn has_permission(&self, user: UserId, permission: Permission, now: Timestamp) -> bool {
         let Some(index) = self.user_index.get(user.0) else {

@@ -7,7 +7,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::{Action, Model, ObjectType, RecordRef, RoleAssignment, RoleId, Snapshot, Timestamp, UnitId, UserId};
+use crate::{
+    Action, Model, ObjectType, RecordRef, RoleAssignment, RoleId, Snapshot, Timestamp, UnitId,
+    UserId,
+};
 
 /// All customers with one owner and one unit: how many there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,11 +30,20 @@ pub enum OrgEdit {
         unit: Option<UnitId>,
     },
     /// A unit under a new parent (`None`: a root).
-    MoveUnit { unit: UnitId, parent: Option<UnitId> },
+    MoveUnit {
+        unit: UnitId,
+        parent: Option<UnitId>,
+    },
     /// A role's grants replaced.
-    SetRoleGrants { role: RoleId, grants: Vec<crate::Grant> },
+    SetRoleGrants {
+        role: RoleId,
+        grants: Vec<crate::Grant>,
+    },
     /// A user's role assignments replaced.
-    SetUserRoles { user: UserId, roles: Vec<RoleAssignment> },
+    SetUserRoles {
+        user: UserId,
+        roles: Vec<RoleAssignment>,
+    },
 }
 
 impl OrgEdit {
@@ -40,7 +52,11 @@ impl OrgEdit {
     pub fn apply(&self, model: &Model) -> Model {
         let mut after = model.clone();
         match self {
-            OrgEdit::MoveUser { user, manager, unit } => {
+            OrgEdit::MoveUser {
+                user,
+                manager,
+                unit,
+            } => {
                 if let Some(u) = after.users.iter_mut().find(|u| u.id == *user) {
                     if let Some(manager) = manager {
                         u.manager = *manager;

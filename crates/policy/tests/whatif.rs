@@ -42,7 +42,10 @@ struct Case {
 fn case() -> impl Strategy<Value = Case> {
     (2usize..6, 2usize..14, 1usize..4).prop_flat_map(|(units, users, roles)| {
         (
-            proptest::collection::vec(proptest::option::weighted(0.8, any::<prop::sample::Index>()), units),
+            proptest::collection::vec(
+                proptest::option::weighted(0.8, any::<prop::sample::Index>()),
+                units,
+            ),
             proptest::collection::vec(
                 (
                     proptest::option::weighted(0.85, any::<prop::sample::Index>()),
@@ -53,72 +56,117 @@ fn case() -> impl Strategy<Value = Case> {
             ),
             proptest::collection::vec(grants(), roles),
             proptest::collection::vec((0..users, 0..units, 1u64..50), 1..12),
-            (0..4u8, 0..users, 0..users, 0..units, 0..roles, grants(), proptest::collection::vec(0..roles, 0..3), any::<bool>()),
+            (
+                0..4u8,
+                0..users,
+                0..users,
+                0..units,
+                0..roles,
+                grants(),
+                proptest::collection::vec(0..roles, 0..3),
+                any::<bool>(),
+            ),
         )
-            .prop_map(move |(unit_parents, people, role_grants, cells, (kind, a, b, u, r, new_grants, new_roles, flag))| {
-                let mut model = Model { epoch: 1, ..Model::default() };
-                for (i, parent) in unit_parents.iter().enumerate() {
-                    model.units.push(UnitDef {
-                        id: UnitId(i as i64 + 1),
-                        name: format!("unit{i}"),
-                        parent: parent.filter(|_| i > 0).map(|p| UnitId(p.index(i) as i64 + 1)),
-                    });
-                }
-                for (i, (manager, unit, held)) in people.iter().enumerate() {
-                    let mut assignments: Vec<RoleAssignment> = Vec::new();
-                    for r in held {
-                        if assignments.iter().all(|x| x.role.0 != *r as i64 + 1) {
-                            assignments.push(RoleAssignment { role: RoleId(*r as i64 + 1), expires_at: None });
+            .prop_map(
+                move |(
+                    unit_parents,
+                    people,
+                    role_grants,
+                    cells,
+                    (kind, a, b, u, r, new_grants, new_roles, flag),
+                )| {
+                    let mut model = Model {
+                        epoch: 1,
+                        ..Model::default()
+                    };
+                    for (i, parent) in unit_parents.iter().enumerate() {
+                        model.units.push(UnitDef {
+                            id: UnitId(i as i64 + 1),
+                            name: format!("unit{i}"),
+                            parent: parent
+                                .filter(|_| i > 0)
+                                .map(|p| UnitId(p.index(i) as i64 + 1)),
+                        });
+                    }
+                    for (i, (manager, unit, held)) in people.iter().enumerate() {
+                        let mut assignments: Vec<RoleAssignment> = Vec::new();
+                        for r in held {
+                            if assignments.iter().all(|x| x.role.0 != *r as i64 + 1) {
+                                assignments.push(RoleAssignment {
+                                    role: RoleId(*r as i64 + 1),
+                                    expires_at: None,
+                                });
+                            }
+                        }
+                        model.users.push(UserDef {
+                            id: UserId(i as i64 + 1),
+                            username: format!("u{i}"),
+                            unit: UnitId(*unit as i64 + 1),
+                            manager: manager
+                                .filter(|_| i > 0)
+                                .map(|m| UserId(m.index(i) as i64 + 1)),
+                            disabled: false,
+                            roles: assignments,
+                        });
+                    }
+                    for (r, grants) in role_grants.iter().enumerate() {
+                        model.roles.push(RoleDef {
+                            id: RoleId(r as i64 + 1),
+                            name: format!("r{r}"),
+                            grants: grants.clone(),
+                            permissions: vec![],
+                            fields: vec![],
+                        });
+                    }
+                    let mut merged: Vec<Cell> = Vec::new();
+                    for (owner, unit, records) in cells {
+                        let (owner, unit) = (UserId(owner as i64 + 1), UnitId(unit as i64 + 1));
+                        if !merged.iter().any(|c| c.owner == owner && c.unit == unit) {
+                            merged.push(Cell {
+                                owner,
+                                unit,
+                                records,
+                            });
                         }
                     }
-                    model.users.push(UserDef {
-                        id: UserId(i as i64 + 1),
-                        username: format!("u{i}"),
-                        unit: UnitId(*unit as i64 + 1),
-                        manager: manager.filter(|_| i > 0).map(|m| UserId(m.index(i) as i64 + 1)),
-                        disabled: false,
-                        roles: assignments,
-                    });
-                }
-                for (r, grants) in role_grants.iter().enumerate() {
-                    model.roles.push(RoleDef {
-                        id: RoleId(r as i64 + 1),
-                        name: format!("r{r}"),
-                        grants: grants.clone(),
-                        permissions: vec![],
-                        fields: vec![],
-                    });
-                }
-                let mut merged: Vec<Cell> = Vec::new();
-                for (owner, unit, records) in cells {
-                    let (owner, unit) = (UserId(owner as i64 + 1), UnitId(unit as i64 + 1));
-                    if !merged.iter().any(|c| c.owner == owner && c.unit == unit) {
-                        merged.push(Cell { owner, unit, records });
+                    let edit = match kind {
+                        0 => OrgEdit::MoveUser {
+                            user: UserId(a as i64 + 1),
+                            manager: Some(
+                                (flag || a == b)
+                                    .then_some(())
+                                    .map_or(Some(UserId(b as i64 + 1)), |_| None),
+                            ),
+                            unit: flag.then_some(UnitId(u as i64 + 1)),
+                        },
+                        1 => OrgEdit::MoveUnit {
+                            unit: UnitId(u as i64 + 1),
+                            parent: (!flag).then_some(UnitId((a % units) as i64 + 1)),
+                        },
+                        2 => OrgEdit::SetRoleGrants {
+                            role: RoleId(r as i64 + 1),
+                            grants: new_grants,
+                        },
+                        _ => OrgEdit::SetUserRoles {
+                            user: UserId(a as i64 + 1),
+                            roles: new_roles
+                                .iter()
+                                .collect::<std::collections::BTreeSet<_>>()
+                                .into_iter()
+                                .map(|r| RoleAssignment {
+                                    role: RoleId(*r as i64 + 1),
+                                    expires_at: None,
+                                })
+                                .collect(),
+                        },
+                    };
+                    Case {
+                        model,
+                        cells: merged,
+                        edit,
                     }
-                }
-                let edit = match kind {
-                    0 => OrgEdit::MoveUser {
-                        user: UserId(a as i64 + 1),
-                        manager: Some((flag || a == b).then_some(()).map_or(Some(UserId(b as i64 + 1)), |_| None)),
-                        unit: flag.then_some(UnitId(u as i64 + 1)),
-                    },
-                    1 => OrgEdit::MoveUnit {
-                        unit: UnitId(u as i64 + 1),
-                        parent: (!flag).then_some(UnitId((a % units) as i64 + 1)),
-                    },
-                    2 => OrgEdit::SetRoleGrants { role: RoleId(r as i64 + 1), grants: new_grants },
-                    _ => OrgEdit::SetUserRoles {
-                        user: UserId(a as i64 + 1),
-                        roles: new_roles
-                            .iter()
-                            .collect::<std::collections::BTreeSet<_>>()
-                            .into_iter()
-                            .map(|r| RoleAssignment { role: RoleId(*r as i64 + 1), expires_at: None })
-                            .collect(),
-                    },
-                };
-                Case { model, cells: merged, edit }
-            })
+                },
+            )
     })
 }
 

@@ -626,13 +626,13 @@ pub struct ControlBody {
 /// Give an object its own grants, or let its customer decide (the default).
 #[utoipa::path(put, path = "/api/v1/objects/{object}/control", tag = "admin", security(("bearer" = [])),
     params(("object" = String, Path)), request_body = ControlBody,
-    responses((status = 204), (status = 403, description = "needs manage_roles"), (status = 404), (status = 422)))]
+    responses((status = 204), (status = 202, description = "held under four eyes"), (status = 403, description = "needs manage_roles"), (status = 404), (status = 422)))]
 async fn put_control(
     State(state): State<AppState>,
     Auth(subject): Auth,
     Path(object): Path<String>,
     JsonBody(body): JsonBody<ControlBody>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Response> {
     let object = ObjectType::parse(&object).map_err(|_| AppError::not_found())?;
     let control = match body.control.as_str() {
         "own_grants" => Control::OwnGrants,
@@ -644,11 +644,13 @@ async fn put_control(
             ))
         }
     };
-    state
+    let result = state
         .warden
         .set_object_control(&subject, object, control)
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(outcome(result, StatusCode::NO_CONTENT, |()| {
+        StatusCode::NO_CONTENT.into_response()
+    }))
 }
 
 pub fn router() -> Router<AppState> {

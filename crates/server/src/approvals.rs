@@ -49,6 +49,7 @@ pub(crate) fn approval_json(view: &ApprovalView) -> Json_ {
             None => json!({"field": f.field, "access": f.access.as_str()}),
         }).collect::<Vec<_>>(),
         "owner": view.owner,
+        "organisation_change": view.organisation_change.as_deref().and_then(|c| serde_json::from_str::<Json_>(c).ok()),
         "can_decide": view.can_decide,
         "created_at": timestamp(view.created_at),
         "updated_at": timestamp(view.updated_at),

@@ -60,19 +60,26 @@ pub async fn deliver_webhooks(
     let due = store.due_webhooks(now, 50).await?;
     let mut sent = 0;
     for delivery in due {
-        if !store.claim_webhook(&delivery, now + LEASE_MS).await? {
+        // The clock is read per delivery: a slow batch must neither sign with an old time nor
+        // take a lease that has already run out.
+        if !store
+            .claim_webhook(&delivery, crate::now_ms() + LEASE_MS)
+            .await?
+        {
             continue;
         }
-        match post(client, config, &delivery, now).await {
+        match post(client, config, &delivery, crate::now_ms()).await {
             Ok(()) => {
-                store.webhook_delivered(delivery.id, now).await?;
+                store
+                    .webhook_delivered(delivery.id, crate::now_ms())
+                    .await?;
                 sent += 1;
             }
             Err(error) => {
                 let next = if delivery.attempts + 1 >= MAX_ATTEMPTS {
                     i64::MAX
                 } else {
-                    now + backoff_ms(delivery.attempts)
+                    crate::now_ms() + backoff_ms(delivery.attempts)
                 };
                 tracing::warn!(delivery = delivery.id, attempts = delivery.attempts + 1, %error, "webhook delivery failed");
                 store.webhook_failed(delivery.id, next, &error).await?;

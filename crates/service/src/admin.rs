@@ -371,29 +371,9 @@ impl Warden {
         update: UserUpdate,
     ) -> Result<Outcome<UserView>> {
         subject.require(Permission::ManageUsers)?;
-        if let (true, Some(roles)) = (subject.snapshot.four_eyes(), &update.roles) {
-            let only_roles = UserUpdate {
-                roles: Some(roles.clone()),
-                ..UserUpdate::default()
-            };
-            if update != only_roles {
-                return Err(ServiceError::invalid(
-                    "roles",
-                    "four eyes is on: change roles in a request of their own (it waits for a \
-                     second administrator)",
-                ));
-            }
-            let user = subject
-                .snapshot
-                .user_by_name(username)
-                .ok_or(ServiceError::NotFound)?
-                .id();
-            let roles = self.resolve_roles(subject, roles).await?;
-            let change = OrgChange::SetUserRoles {
-                user,
-                username: username.to_owned(),
-                roles,
-            };
+        let held = update.roles.is_some() || update.person.is_some() || update.password.is_some();
+        if subject.snapshot.four_eyes() && held {
+            let change = self.held_user_change(subject, username, &update).await?;
             return Ok(match self.submit_org_change(subject, change).await? {
                 Outcome::Done(_) => Outcome::Done(self.fresh_user_view(username).await?),
                 Outcome::Pending(view) => Outcome::Pending(view),
@@ -462,6 +442,86 @@ impl Warden {
         tx.bump_epoch().await?;
         tx.commit().await?;
         Ok(Outcome::Done(self.fresh_user_view(username).await?))
+    }
+
+    /// Under four eyes, a change of a user's roles, person or password waits for a second
+    /// administrator; each must come in a request of its own.
+    async fn held_user_change(
+        &self,
+        subject: &Subject,
+        username: &str,
+        update: &UserUpdate,
+    ) -> Result<OrgChange> {
+        let alone = |field: &str| {
+            ServiceError::invalid(
+                field,
+                "four eyes is on: change roles, the person and the password each in a request \
+                 of its own (it waits for a second administrator)",
+            )
+        };
+        let target = subject
+            .snapshot
+            .user_by_name(username)
+            .ok_or(ServiceError::NotFound)?;
+        let (user, username) = (target.id(), username.to_owned());
+        if let Some(roles) = &update.roles {
+            if *update
+                != (UserUpdate {
+                    roles: Some(roles.clone()),
+                    ..UserUpdate::default()
+                })
+            {
+                return Err(alone("roles"));
+            }
+            let before = target.roles().map(|(_, _, a)| a).collect();
+            let roles = self.resolve_roles(subject, roles).await?;
+            return Ok(OrgChange::SetUserRoles {
+                user,
+                username,
+                roles,
+                before,
+            });
+        }
+        if let Some(person) = &update.person {
+            if *update
+                != (UserUpdate {
+                    person: Some(person.clone()),
+                    ..UserUpdate::default()
+                })
+            {
+                return Err(alone("person"));
+            }
+            let person = person
+                .as_deref()
+                .map(|p| validate_name("person", p, 100))
+                .transpose()?;
+            return Ok(OrgChange::SetPerson {
+                user,
+                username,
+                person,
+            });
+        }
+        match &update.password {
+            Some(password)
+                if *update
+                    == (UserUpdate {
+                        password: Some(password.clone()),
+                        ..UserUpdate::default()
+                    }) =>
+            {
+                validate_password(&username, password)?;
+                let password = password.clone();
+                let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.to_string()))??;
+                Ok(OrgChange::SetPassword {
+                    user,
+                    username,
+                    hash,
+                })
+            }
+            _ => Err(alone("password")),
+        }
     }
 
     /// Every unit (any authenticated user: the organisation chart is not secret).
@@ -619,13 +679,14 @@ impl Warden {
     }
 
     /// Sets whether an object's records are decided by their own grants or by their customer
-    /// (needs `manage_roles`). Customers are always decided by their own grants.
+    /// (needs `manage_roles`; waits under four eyes). Customers are always decided by their own
+    /// grants.
     pub async fn set_object_control(
         &self,
         subject: &Subject,
         object: ObjectType,
         control: Control,
-    ) -> Result<()> {
+    ) -> Result<Outcome<()>> {
         subject.require(Permission::ManageRoles)?;
         if object == ObjectType::Customers {
             return Err(ServiceError::invalid(
@@ -633,11 +694,15 @@ impl Warden {
                 "customers are always decided by their own grants",
             ));
         }
-        let mut tx = self.store.begin().await?;
-        tx.set_control(object, control).await?;
-        tx.bump_epoch().await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(
+            match self
+                .submit_org_change(subject, OrgChange::SetControl { object, control })
+                .await?
+            {
+                Outcome::Done(_) => Outcome::Done(()),
+                Outcome::Pending(view) => Outcome::Pending(view),
+            },
+        )
     }
 
     async fn role(&self, id: RoleId) -> Result<RoleView> {

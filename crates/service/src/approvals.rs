@@ -22,6 +22,8 @@ use crate::records::{apply_change, PlannedChange};
 use crate::{RecordInput, Result, ServiceError, Subject, Warden};
 
 /// What a change did: applied at once, or held for approval.
+/// A held change must be answered as such (202), never dropped as if it were applied.
+#[must_use]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome<T> {
     Done(T),
@@ -91,6 +93,8 @@ pub struct ApprovalView {
     pub fields: Vec<ProposedField>,
     /// The proposed owner (username), when the change hands the record over.
     pub owner: Option<String>,
+    /// For a change to the organisation: what it changes (JSON; never a password's hash).
+    pub organisation_change: Option<String>,
     /// Whether the viewer may approve or reject it now.
     pub can_decide: bool,
     /// The history (single reads only; empty in lists).
@@ -294,6 +298,7 @@ impl Warden {
             action: planned.action(),
             before: planned.before.as_ref().map(|r| r.values.as_slice()),
             after: planned.after.as_deref(),
+            record: &planned.record_ref,
         };
         let policies = snapshot.approval_steps(subject.user, &proposal, subject.now);
         if policies.is_empty() {
@@ -314,14 +319,13 @@ impl Warden {
         for step in &steps {
             let approvers =
                 snapshot.approvers(subject.user, &step.policy.approvers, 0, target, subject.now);
-            if approvers.len() < step.policy.required as usize {
+            let people = distinct_people(snapshot, &approvers);
+            if people < step.policy.required as usize {
                 return Err(ServiceError::Conflict(format!(
                     "this change needs approval under \"{}\", but only {} of the {} approvals it \
                      needs can be given (approvers must be someone else who may read and approve \
                      this record)",
-                    step.policy.name,
-                    approvers.len(),
-                    step.policy.required
+                    step.policy.name, people, step.policy.required
                 )));
             }
         }
@@ -420,6 +424,10 @@ impl Warden {
         target: Option<&RecordRef>,
         now: Timestamp,
     ) -> Vec<Vec<UserId>> {
+        let affected = (row.kind == "organisation")
+            .then(|| crate::four_eyes::OrgChange::parse(&row.payload).ok())
+            .flatten()
+            .and_then(|change| change.affected_user());
         steps
             .iter()
             .map(|step| {
@@ -431,13 +439,18 @@ impl Warden {
                     ("record", _, _) => return Vec::new(),
                     _ => ApprovalTarget::Organisation,
                 };
-                snapshot.approvers(
+                let mut approvers = snapshot.approvers(
                     row.requester_id,
                     &step.policy.approvers,
                     step.escalations,
                     target,
                     now,
-                )
+                );
+                // Nobody approves a change about themselves (their own promotion, say).
+                if let Some(affected) = affected {
+                    approvers.retain(|&a| !snapshot.same_person(a, affected));
+                }
+                approvers
             })
             .collect()
     }
@@ -526,6 +539,10 @@ impl Warden {
             expires_at: row.expires_at,
             fields,
             owner,
+            organisation_change: (row.kind == "organisation")
+                .then(|| crate::four_eyes::OrgChange::parse(&row.payload).ok())
+                .flatten()
+                .map(|change| change.describe(snapshot).to_string()),
             can_decide: row.state == PENDING && is_approver && !is_requester && !decided,
             events,
         })
@@ -646,7 +663,7 @@ impl Warden {
                 let mine = subject.snapshot.same_person(subject.user, row.requester_id);
                 let keep = match role {
                     ApprovalRole::All => true,
-                    ApprovalRole::Mine => mine,
+                    ApprovalRole::Mine => row.requester_id == subject.user,
                     ApprovalRole::Inbox => view.can_decide,
                     ApprovalRole::Involved => {
                         mine || view
@@ -716,18 +733,13 @@ impl Warden {
                 row.state
             )));
         }
-        let steps = steps_from_json(&row.steps)?;
-        let target = self.request_target(&snapshot, &row).await?;
-        let approvers = self.step_approvers(&snapshot, &row, &steps, target.as_ref(), subject.now);
-        if !approvers.iter().any(|a| a.contains(&subject.user)) {
-            return Err(ServiceError::Forbidden(
-                "you are not among the approvers of this request".into(),
-            ));
-        }
         if !view.can_decide {
-            return Err(ServiceError::Conflict(
-                "you have decided this request already".into(),
-            ));
+            let approvers: Vec<&String> = view.steps.iter().flat_map(|s| &s.approvers).collect();
+            return Err(if approvers.contains(&&subject.username) {
+                ServiceError::Conflict("you have decided this request already".into())
+            } else {
+                ServiceError::Forbidden("you are not among the approvers of this request".into())
+            });
         }
         let vote = ApprovalVote {
             person: snapshot.person_key(subject.user),
@@ -739,7 +751,8 @@ impl Warden {
         let actor = (Some(subject.user), subject.username.as_str());
         let mut tx = self.store.begin().await?;
         // The row lock (PostgreSQL) or the single writer (SQLite): deciders take turns here,
-        // and each sees what the one before did.
+        // and each sees what the one before did. Everything below is decided on the locked row
+        // (a sweep may have escalated it since it was first read).
         let locked = tx
             .approval_for_update(id)
             .await?
@@ -750,6 +763,20 @@ impl Warden {
                 locked.state
             )));
         }
+        if locked.expires_at.is_some_and(|at| at <= subject.now) {
+            return Err(ServiceError::Conflict(
+                "this request's deadline has passed: it is being escalated or expired".into(),
+            ));
+        }
+        let steps = steps_from_json(&locked.steps)?;
+        let target = self.request_target(&snapshot, &locked).await?;
+        let approvers =
+            self.step_approvers(&snapshot, &locked, &steps, target.as_ref(), subject.now);
+        if !approvers.iter().any(|a| a.contains(&subject.user)) {
+            return Err(ServiceError::Forbidden(
+                "you are not among the approvers of this request".into(),
+            ));
+        }
         tx.insert_approval_vote(id, &vote)
             .await
             .map_err(|e| match e {
@@ -759,8 +786,7 @@ impl Warden {
                 other => other.into(),
             })?;
         if !approve {
-            tx.move_approval(id, PENDING, REJECTED, &comment, subject.now)
-                .await?;
+            move_or_conflict(&mut tx, &locked, REJECTED, &comment, subject.now).await?;
             let row = ApprovalRow {
                 state: REJECTED.into(),
                 ..locked
@@ -772,12 +798,7 @@ impl Warden {
         record_event(&mut tx, &locked, "approved", actor, &comment, subject.now).await?;
         let votes = tx.approval_votes_in_tx(id).await?;
         let complete = steps.iter().zip(&approvers).all(|(step, approvers)| {
-            let persons: Vec<String> = approvers.iter().map(|&a| snapshot.person_key(a)).collect();
-            votes
-                .iter()
-                .filter(|v| v.decision == "approve" && persons.contains(&v.person))
-                .count()
-                >= step.policy.required as usize
+            approvals_counted(&snapshot, approvers, &votes) >= step.policy.required as usize
         });
         if !complete {
             tx.commit().await?;
@@ -785,8 +806,7 @@ impl Warden {
         }
         match self.apply_request(&mut tx, subject, &locked).await {
             Ok(()) => {
-                tx.move_approval(id, PENDING, APPLIED, "", subject.now)
-                    .await?;
+                move_or_conflict(&mut tx, &locked, APPLIED, "", subject.now).await?;
                 let row = ApprovalRow {
                     state: APPLIED.into(),
                     ..locked
@@ -898,8 +918,7 @@ impl Warden {
             subject.now,
         )
         .await?;
-        tx.move_approval(row.id, PENDING, CONFLICT, reason, subject.now)
-            .await?;
+        move_or_conflict(&mut tx, &locked, CONFLICT, reason, subject.now).await?;
         let ended = ApprovalRow {
             state: CONFLICT.into(),
             ..locked
@@ -929,13 +948,17 @@ impl Warden {
             ));
         }
         let mut tx = self.store.begin().await?;
+        let locked = tx
+            .approval_for_update(id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         if !tx
             .move_approval(id, PENDING, WITHDRAWN, &comment, subject.now)
             .await?
         {
             return Err(ServiceError::Conflict(format!(
                 "this request is already {}",
-                row.state
+                locked.state
             )));
         }
         let ended = ApprovalRow {
@@ -972,8 +995,19 @@ impl Warden {
             }
             let mut steps = steps_from_json(&row.steps)?;
             let superiors = snapshot.managers_of(row.requester_id).len() as u32;
+            // Only steps still short of their approvals move up: approvals given stay given.
+            let votes = tx.approval_votes_in_tx(id).await?;
+            let target = self.request_target(&snapshot, &row).await?;
+            let approvers = self.step_approvers(&snapshot, &row, &steps, target.as_ref(), now);
+            let short: Vec<bool> = steps
+                .iter()
+                .zip(&approvers)
+                .map(|(step, a)| {
+                    approvals_counted(&snapshot, a, &votes) < step.policy.required as usize
+                })
+                .collect();
             let mut escalated = false;
-            for step in &mut steps {
+            for (step, _) in steps.iter_mut().zip(short).filter(|(_, short)| *short) {
                 if let (true, warden_policy::Approvers::Superior { levels }) =
                     (step.policy.escalate, &step.policy.approvers)
                 {
@@ -1017,6 +1051,41 @@ impl Warden {
             touched += 1;
         }
         Ok(touched)
+    }
+}
+
+/// How many distinct people among `approvers` have approved.
+fn approvals_counted(snapshot: &Snapshot, approvers: &[UserId], votes: &[ApprovalVote]) -> usize {
+    let persons: Vec<String> = approvers.iter().map(|&a| snapshot.person_key(a)).collect();
+    votes
+        .iter()
+        .filter(|v| v.decision == "approve" && persons.contains(&v.person))
+        .count()
+}
+
+/// How many distinct people are among `users`.
+fn distinct_people(snapshot: &Snapshot, users: &[UserId]) -> usize {
+    let mut persons: Vec<String> = users.iter().map(|&u| snapshot.person_key(u)).collect();
+    persons.sort();
+    persons.dedup();
+    persons.len()
+}
+
+/// Moves a locked pending request to `to`; a request no longer pending (which the lock makes
+/// impossible, and which would otherwise go unnoticed) fails the transaction.
+async fn move_or_conflict(
+    tx: &mut Tx,
+    row: &ApprovalRow,
+    to: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    if tx.move_approval(row.id, PENDING, to, reason, now).await? {
+        Ok(())
+    } else {
+        Err(ServiceError::Conflict(
+            "this request was decided by someone else at the same moment".into(),
+        ))
     }
 }
 

@@ -31,10 +31,31 @@ pub(crate) enum OrgChange {
         user: UserId,
         username: String,
         roles: Vec<RoleAssignment>,
+        /// The assignments when the change was asked for: a held change applies only to them.
+        before: Vec<RoleAssignment>,
     },
     SetAccessRules {
         owner: AccessOwner,
         rules: AccessRules,
+        /// The rules when the change was asked for.
+        before: AccessRules,
+    },
+    /// Links an account to a natural person (or unlinks it).
+    SetPerson {
+        user: UserId,
+        username: String,
+        person: Option<String>,
+    },
+    /// Sets another user's password (the argon2id hash; never shown).
+    SetPassword {
+        user: UserId,
+        username: String,
+        hash: String,
+    },
+    /// Whether an object's records are decided by their own grants or by their customer.
+    SetControl {
+        object: ObjectType,
+        control: warden_policy::Control,
     },
     CreatePolicy(ApprovalPolicy),
     UpdatePolicy {
@@ -58,6 +79,8 @@ impl OrgChange {
     fn permission(&self) -> Permission {
         match self {
             OrgChange::SetUserRoles { .. }
+            | OrgChange::SetPerson { .. }
+            | OrgChange::SetPassword { .. }
             | OrgChange::SetAccessRules {
                 owner: AccessOwner::User(_),
                 ..
@@ -76,6 +99,9 @@ impl OrgChange {
             OrgChange::UpdatePolicy { .. } => "approval_policy.update",
             OrgChange::DeletePolicy(_) => "approval_policy.delete",
             OrgChange::SetFourEyes(_) => "settings.four_eyes",
+            OrgChange::SetPerson { .. } => "user.person",
+            OrgChange::SetPassword { .. } => "user.password",
+            OrgChange::SetControl { .. } => "object.control",
         }
     }
 
@@ -96,6 +122,13 @@ impl OrgChange {
             OrgChange::SetFourEyes(on) => {
                 format!("turn four eyes {}", if *on { "on" } else { "off" })
             }
+            OrgChange::SetPerson { username, .. } => {
+                format!("change which person {username}'s account belongs to")
+            }
+            OrgChange::SetPassword { username, .. } => format!("set a new password for {username}"),
+            OrgChange::SetControl { object, .. } => {
+                format!("change how access to {object} is decided")
+            }
         };
         format!("{requester} asks to {what}")
     }
@@ -111,17 +144,40 @@ impl OrgChange {
                 user,
                 username,
                 roles,
+                before,
             } => json!({
                 "op": op, "user": user.0, "username": username,
-                "roles": roles.iter().map(|a| json!({"role": a.role.0, "expires_at": a.expires_at})).collect::<Vec<_>>(),
+                "roles": assignments_to_json(roles), "before": assignments_to_json(before),
             }),
-            OrgChange::SetAccessRules { owner, rules } => {
+            OrgChange::SetAccessRules {
+                owner,
+                rules,
+                before,
+            } => {
                 let (kind, id) = match owner {
                     AccessOwner::Role(r) => ("role", r.0),
                     AccessOwner::User(u) => ("user", u.0),
                 };
-                json!({"op": op, "owner": {"kind": kind, "id": id}, "rules": rules_to_json(rules)})
+                json!({"op": op, "owner": {"kind": kind, "id": id}, "rules": rules_to_json(rules),
+                       "before": rules_to_json(before)})
             }
+            OrgChange::SetPerson {
+                user,
+                username,
+                person,
+            } => json!({"op": op, "user": user.0, "username": username, "person": person}),
+            OrgChange::SetPassword {
+                user,
+                username,
+                hash,
+            } => json!({"op": op, "user": user.0, "username": username, "hash": hash}),
+            OrgChange::SetControl { object, control } => json!({
+                "op": op, "object": object.as_str(),
+                "control": match control {
+                    warden_policy::Control::OwnGrants => "own_grants",
+                    warden_policy::Control::ByCustomer => "by_customer",
+                },
+            }),
             OrgChange::CreatePolicy(policy) => json!({"op": op, "policy": policy_to_json(policy)}),
             OrgChange::UpdatePolicy { policy, version } => {
                 json!({"op": op, "policy": policy_to_json(policy), "version": version})
@@ -145,17 +201,8 @@ impl OrgChange {
             "user.roles" => OrgChange::SetUserRoles {
                 user: UserId(int(&v["user"])?),
                 username: v["username"].as_str().unwrap_or_default().to_owned(),
-                roles: v["roles"]
-                    .as_array()
-                    .ok_or_else(|| bad("roles"))?
-                    .iter()
-                    .map(|a| {
-                        Ok(RoleAssignment {
-                            role: RoleId(int(&a["role"])?),
-                            expires_at: a["expires_at"].as_i64(),
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?,
+                roles: assignments_from_json(&v["roles"])?,
+                before: assignments_from_json(&v["before"])?,
             },
             "access_rules.set" => OrgChange::SetAccessRules {
                 owner: match v["owner"]["kind"].as_str() {
@@ -163,6 +210,26 @@ impl OrgChange {
                     _ => AccessOwner::User(UserId(int(&v["owner"]["id"])?)),
                 },
                 rules: rules_from_json(&v["rules"].to_string()).map_err(|m| bad(&m))?,
+                before: rules_from_json(&v["before"].to_string()).map_err(|m| bad(&m))?,
+            },
+            "user.person" => OrgChange::SetPerson {
+                user: UserId(int(&v["user"])?),
+                username: v["username"].as_str().unwrap_or_default().to_owned(),
+                person: v["person"].as_str().map(str::to_owned),
+            },
+            "user.password" => OrgChange::SetPassword {
+                user: UserId(int(&v["user"])?),
+                username: v["username"].as_str().unwrap_or_default().to_owned(),
+                hash: v["hash"].as_str().ok_or_else(|| bad("hash"))?.to_owned(),
+            },
+            "object.control" => OrgChange::SetControl {
+                object: ObjectType::parse(v["object"].as_str().unwrap_or_default())
+                    .map_err(|e| bad(&e.to_string()))?,
+                control: match v["control"].as_str() {
+                    Some("own_grants") => warden_policy::Control::OwnGrants,
+                    Some("by_customer") => warden_policy::Control::ByCustomer,
+                    _ => return Err(bad("control")),
+                },
             },
             "approval_policy.create" => OrgChange::CreatePolicy(policy_from_json(&v["policy"])?),
             "approval_policy.update" => OrgChange::UpdatePolicy {
@@ -174,6 +241,29 @@ impl OrgChange {
             other => return Err(bad(&format!("unknown operation `{other}`"))),
         })
     }
+}
+
+fn assignments_to_json(roles: &[RoleAssignment]) -> Json {
+    Json::Array(
+        roles
+            .iter()
+            .map(|a| json!({"role": a.role.0, "expires_at": a.expires_at}))
+            .collect(),
+    )
+}
+
+fn assignments_from_json(v: &Json) -> Result<Vec<RoleAssignment>> {
+    let bad = |m: &str| ServiceError::Internal(format!("stored role assignments: {m}"));
+    v.as_array()
+        .ok_or_else(|| bad("not a list"))?
+        .iter()
+        .map(|a| {
+            Ok(RoleAssignment {
+                role: RoleId(a["role"].as_i64().ok_or_else(|| bad("role"))?),
+                expires_at: a["expires_at"].as_i64(),
+            })
+        })
+        .collect()
 }
 
 fn role_to_json(input: &RoleInput) -> Json {
@@ -263,7 +353,7 @@ async fn write_change(
             tx.set_user_roles(*user, roles).await?;
             Created::Nothing
         }
-        OrgChange::SetAccessRules { owner, rules } => {
+        OrgChange::SetAccessRules { owner, rules, .. } => {
             let empty = *rules == AccessRules::default();
             tx.set_access_rules(*owner, (!empty).then_some(rules))
                 .await?;
@@ -290,6 +380,19 @@ async fn write_change(
         OrgChange::SetFourEyes(on) => {
             tx.set_setting(FOUR_EYES, if *on { "on" } else { "off" })
                 .await?;
+            Created::Nothing
+        }
+        OrgChange::SetPerson { user, person, .. } => {
+            tx.set_person(*user, person.as_deref()).await?;
+            Created::Nothing
+        }
+        OrgChange::SetPassword { user, hash, .. } => {
+            tx.set_password_hash(*user, hash, now).await?;
+            tx.delete_sessions_of(*user).await?;
+            Created::Nothing
+        }
+        OrgChange::SetControl { object, control } => {
+            tx.set_control(*object, *control).await?;
             Created::Nothing
         }
     };
@@ -348,7 +451,9 @@ impl Warden {
     }
 
     /// Applies an approved organisation change in `tx`, as its requester (who must still hold
-    /// the permission it needs).
+    /// the permission it needs, and every permission of a role they assign), and only to the
+    /// state the request was made against: assignments or access rules changed meanwhile are a
+    /// conflict, like a role or a policy at another version.
     pub(crate) async fn apply_organisation_change(
         &self,
         tx: &mut Tx,
@@ -358,8 +463,102 @@ impl Warden {
         let change = OrgChange::from_json(&row.payload)?;
         let requester = self.subject_for(approver, row.requester_id, &row.requester)?;
         requester.require(change.permission())?;
+        let snapshot = &approver.snapshot;
+        match &change {
+            OrgChange::SetUserRoles {
+                user,
+                roles,
+                before,
+                ..
+            } => {
+                let current: Vec<RoleAssignment> = snapshot
+                    .user(*user)
+                    .ok_or(ServiceError::NotFound)?
+                    .roles()
+                    .map(|(_, _, assignment)| assignment)
+                    .collect();
+                if !same_assignments(&current, before) {
+                    return Err(ServiceError::Conflict(
+                        "the user's roles changed since the request".into(),
+                    ));
+                }
+                for assignment in roles {
+                    if let Some(missing) = snapshot
+                        .role_permissions(assignment.role)
+                        .into_iter()
+                        .find(|p| !requester.can(*p))
+                    {
+                        return Err(ServiceError::Forbidden(format!(
+                            "the requester no longer holds the {missing} permission a role they assign carries"
+                        )));
+                    }
+                }
+            }
+            OrgChange::SetAccessRules { owner, before, .. }
+                if self.store.access_rules(*owner).await? != *before =>
+            {
+                return Err(ServiceError::Conflict(
+                    "the access rules changed since the request".into(),
+                ));
+            }
+            _ => {}
+        }
         write_change(tx, &change, approver.now).await?;
         Ok(())
+    }
+}
+
+/// Two sets of role assignments, regardless of order.
+fn same_assignments(a: &[RoleAssignment], b: &[RoleAssignment]) -> bool {
+    let key = |r: &RoleAssignment| (r.role, r.expires_at);
+    let mut a: Vec<_> = a.iter().map(key).collect();
+    let mut b: Vec<_> = b.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+impl OrgChange {
+    /// The user a change is about, who may not approve it (no approving one's own promotion).
+    pub(crate) fn affected_user(&self) -> Option<UserId> {
+        match self {
+            OrgChange::SetUserRoles { user, .. }
+            | OrgChange::SetPerson { user, .. }
+            | OrgChange::SetPassword { user, .. }
+            | OrgChange::SetAccessRules {
+                owner: AccessOwner::User(user),
+                ..
+            } => Some(*user),
+            _ => None,
+        }
+    }
+
+    /// What an approver sees of the change: everything but a password's hash, with role names.
+    pub(crate) fn describe(&self, snapshot: &warden_policy::Snapshot) -> Json {
+        let mut value = self.to_json();
+        if let Some(object) = value.as_object_mut() {
+            object.remove("hash");
+            for key in ["roles", "before"] {
+                if let (OrgChange::SetUserRoles { .. }, Some(Json::Array(items))) =
+                    (self, object.get_mut(key))
+                {
+                    for item in items {
+                        let name = item["role"]
+                            .as_i64()
+                            .and_then(|id| snapshot.role_name(RoleId(id)))
+                            .unwrap_or_default()
+                            .to_owned();
+                        item["name"] = json!(name);
+                    }
+                }
+            }
+        }
+        value
+    }
+
+    /// Reads a stored change (for the approvals module).
+    pub(crate) fn parse(text: &str) -> Result<OrgChange> {
+        OrgChange::from_json(text)
     }
 }
 
@@ -398,6 +597,7 @@ mod tests {
                     role: RoleId(4),
                     expires_at: Some(99),
                 }],
+                before: vec![],
             },
             OrgChange::SetAccessRules {
                 owner: AccessOwner::Role(RoleId(1)),
@@ -406,6 +606,21 @@ mod tests {
                     login_hours: None,
                     mfa_required: true,
                 },
+                before: AccessRules::default(),
+            },
+            OrgChange::SetPerson {
+                user: UserId(5),
+                username: "rep2".into(),
+                person: Some("E-7".into()),
+            },
+            OrgChange::SetPassword {
+                user: UserId(5),
+                username: "rep2".into(),
+                hash: "$argon2id$…".into(),
+            },
+            OrgChange::SetControl {
+                object: ObjectType::Deals,
+                control: warden_policy::Control::OwnGrants,
             },
             OrgChange::DeletePolicy(4),
             OrgChange::SetFourEyes(false),

@@ -371,6 +371,7 @@ impl Warden {
         let change = crate::four_eyes::OrgChange::SetAccessRules {
             owner,
             rules: rules.clone(),
+            before: self.store.access_rules(owner).await?,
         };
         Ok(match self.submit_org_change(subject, change).await? {
             crate::Outcome::Done(_) => crate::Outcome::Done(rules),

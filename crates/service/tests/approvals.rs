@@ -147,7 +147,7 @@ async fn a_request_nobody_can_approve_is_refused_up_front() {
     let warden = Warden::new(store, Config::default()).await.unwrap();
     // rep1 loses their superior: their deletes would wait for nobody.
     let admin = subject(&warden, "admin", T0).await;
-    warden
+    let moved = warden
         .update_user(
             &admin,
             "rep1",
@@ -158,6 +158,7 @@ async fn a_request_nobody_can_approve_is_refused_up_front() {
         )
         .await
         .unwrap();
+    assert!(matches!(moved, Outcome::Done(_)), "a move is not held");
     let rep1 = subject(&warden, "rep1", T0 + 1).await;
     let page = warden
         .list_records(&rep1, ObjectType::Customers, None, Some(1))

@@ -65,6 +65,7 @@ pub async fn everything(api: &Api) {
     two_approvers_at_once_apply_once(api, &ids[7..12]).await;
     policies_through_the_api(api, ids[12]).await;
     four_eyes_on_permission_changes(api).await;
+    four_eyes_on_persons(api).await;
 }
 
 async fn a_reps_delete_waits_for_their_superior(api: &Api, c: i64) {
@@ -598,6 +599,53 @@ async fn policies_through_the_api(api: &Api, c: i64) {
         .delete("admin", &format!("/api/v1/approval-policies/{policy_id}"))
         .await;
     assert_eq!(deleted.status, 204, "[{n}] {}", deleted.text);
+
+    // A condition on a field the requester may not read counts as met: whether their change
+    // waits must not tell them the field's value. No credit limit is above a trillion.
+    let created = api
+        .post(
+            "admin",
+            "/api/v1/approval-policies",
+            json!({"name": "Trillion-limit accounts", "object": "customers", "operations": ["update"],
+                   "when": {"credit_limit": {"gt": 1_000_000_000_000_i64}},
+                   "approvers": {"role": "Administrator"}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "[{n}] {}", created.text);
+    let c2 = api.get("rep1", &customer(c)).await.body;
+    let by_rep = api
+        .patch(
+            "rep1",
+            &customer(c),
+            json!({"phone": "+86 21 0000 0002", "version": c2["version"]}),
+        )
+        .await;
+    assert_eq!(
+        by_rep.status, 200,
+        "[{n}] rep1 reads credit_limit: not caught: {}",
+        by_rep.text
+    );
+    let by_support = api
+        .patch(
+            "support",
+            &customer(c),
+            json!({"phone": "+86 21 0000 0003", "version": by_rep.body["version"]}),
+        )
+        .await;
+    let held_for_support = held(api, "support, who may not read credit_limit", &by_support);
+    let withdrawn = api
+        .post(
+            "support",
+            &approval_path(held_for_support["id"].as_i64().unwrap(), "withdraw"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(withdrawn.status, 200, "[{n}] {}", withdrawn.text);
+    let id = created.body["id"].as_i64().unwrap();
+    let deleted = api
+        .delete("admin", &format!("/api/v1/approval-policies/{id}"))
+        .await;
+    assert_eq!(deleted.status, 204, "[{n}] {}", deleted.text);
 }
 
 /// With four eyes on, a role assignment waits for a second administrator; so does turning
@@ -674,6 +722,95 @@ async fn four_eyes_on_permission_changes(api: &Api) {
     assert_eq!(done.body["state"], "applied", "[{n}] {}", done.text);
     let listed = api.get("admin", "/api/v1/approval-policies").await;
     assert_eq!(listed.body["four_eyes"], false, "[{n}] {}", listed.text);
+}
+
+/// Under four eyes, unlinking an account from its person waits too, the account concerned
+/// cannot approve it, and approvers see what the change is.
+async fn four_eyes_on_persons(api: &Api) {
+    let n = api.name;
+    let on = api
+        .request(
+            Method::PUT,
+            "/api/v1/settings/four-eyes",
+            Some(api.token("admin")),
+            Body::Json(json!({"on": true})),
+        )
+        .await;
+    assert_eq!(on.status, 200, "[{n}] {}", on.text);
+    let mixed = api
+        .patch(
+            "admin",
+            "/api/v1/users/finance.alt",
+            json!({"person": null, "display_name": "x"}),
+        )
+        .await;
+    assert_eq!(
+        mixed.status, 422,
+        "[{n}] a person change must come alone: {}",
+        mixed.text
+    );
+    let reply = api
+        .patch(
+            "admin",
+            "/api/v1/users/finance.alt",
+            json!({"person": null}),
+        )
+        .await;
+    let approval = held(api, "admin unlinks finance.alt", &reply);
+    assert_eq!(
+        approval["organisation_change"]["op"], "user.person",
+        "[{n}] {approval}"
+    );
+    assert!(
+        !approvers(&approval).contains("finance.alt"),
+        "[{n}] {approval}"
+    );
+    assert!(!approvers(&approval).contains("admin"), "[{n}] {approval}");
+    let token = api.login("finance.alt", PASSWORD).await.body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let request = approval["id"].as_i64().unwrap();
+    let by_self = api
+        .request(
+            Method::POST,
+            &approval_path(request, "approve"),
+            Some(&token),
+            Body::Json(json!({})),
+        )
+        .await;
+    assert!(
+        by_self.status == 403 || by_self.status == 404,
+        "[{n}] {}",
+        by_self.text
+    );
+    let rejected = api
+        .post("admin2", &approval_path(request, "reject"), json!({}))
+        .await;
+    assert_eq!(
+        rejected.body["state"], "rejected",
+        "[{n}] {}",
+        rejected.text
+    );
+    assert_eq!(
+        api.get("admin", "/api/v1/users/finance.alt").await.body["person"],
+        "E-1001"
+    );
+    let off = api
+        .request(
+            Method::PUT,
+            "/api/v1/settings/four-eyes",
+            Some(api.token("admin")),
+            Body::Json(json!({"on": false})),
+        )
+        .await;
+    let off = held(api, "turning four eyes off", &off)["id"]
+        .as_i64()
+        .unwrap();
+    let done = api
+        .post("admin2", &approval_path(off, "approve"), json!({}))
+        .await;
+    assert_eq!(done.body["state"], "applied", "[{n}] {}", done.text);
 }
 
 /// What the webhook receiver got: (event, signature header, body).
