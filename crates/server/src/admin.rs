@@ -11,7 +11,7 @@ use warden_policy::{
     Action, Control, FieldAccess, FieldRule, Grant, ObjectType, Permission, RoleId, Scope,
 };
 use warden_service::{
-    ExplainReport, RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView,
+    ExplainReport, RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView, WhatIfChange,
 };
 
 use crate::approvals::outcome;
@@ -653,8 +653,139 @@ async fn put_control(
     }))
 }
 
+/// `move_user` of what-if: the fields of `PATCH /users/{user}` that move a person.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveUserBody {
+    pub user: String,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub manager: Option<Option<String>>,
+    pub unit: Option<String>,
+}
+
+/// `move_unit` of what-if: the fields of `PATCH /units/{unit}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveUnitBody {
+    pub unit: String,
+    /// The new parent; `null` makes it a root.
+    pub parent: Option<String>,
+}
+
+/// `update_role` of what-if: the role's id and the body of `PUT /roles/{id}`.
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateRoleBody {
+    pub id: i64,
+    #[serde(flatten)]
+    pub role: RoleBody,
+}
+
+/// `set_roles` of what-if: a user and the roles of `PATCH /users/{user}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRolesBody {
+    pub user: String,
+    pub roles: Vec<RoleRef>,
+}
+
+/// A proposed change: exactly one of its kinds.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhatIfBody {
+    pub move_user: Option<MoveUserBody>,
+    pub move_unit: Option<MoveUnitBody>,
+    pub update_role: Option<UpdateRoleBody>,
+    pub set_roles: Option<SetRolesBody>,
+}
+
+fn what_if_change(body: WhatIfBody) -> ApiResult<WhatIfChange> {
+    let given = [
+        body.move_user.is_some(),
+        body.move_unit.is_some(),
+        body.update_role.is_some(),
+        body.set_roles.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(AppError::invalid(
+            "change",
+            "give exactly one of move_user, move_unit, update_role, set_roles",
+        ));
+    }
+    Ok(if let Some(m) = body.move_user {
+        WhatIfChange::MoveUser {
+            user: m.user,
+            manager: m.manager,
+            unit: m.unit,
+        }
+    } else if let Some(m) = body.move_unit {
+        WhatIfChange::MoveUnit {
+            unit: m.unit,
+            parent: m.parent,
+        }
+    } else if let Some(r) = body.update_role {
+        let (input, version) = role_input(r.role)?;
+        WhatIfChange::UpdateRole {
+            id: RoleId(r.id),
+            version,
+            input,
+        }
+    } else if let Some(r) = body.set_roles {
+        WhatIfChange::SetRoles {
+            user: r.user,
+            roles: role_refs(r.roles)?,
+        }
+    } else {
+        return Err(AppError::invalid("change", "no change given"));
+    })
+}
+
+/// What would change, without changing it: per user and action, how many customers they would
+/// gain and lose, with samples. Computed from the engine and per-(owner, unit) counts.
+#[utoipa::path(post, path = "/api/v1/access/whatif", tag = "access", security(("bearer" = [])), request_body = WhatIfBody,
+    responses((status = 200, description = "`{\"object\": \"customers\", \"changes\": [{\"user\", \"action\", \"gained\", \"lost\", \"gained_samples\", \"lost_samples\"}], \"users_examined\", \"cells\"}`"),
+              (status = 403, description = "needs the permission the change needs"), (status = 422)))]
+async fn what_if(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    JsonBody(body): JsonBody<WhatIfBody>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let change = what_if_change(body)?;
+    let report = state.warden.what_if(&subject, &change).await?;
+    Ok(Json(serde_json::json!({
+        "object": "customers",
+        "changes": report.changes.iter().map(|c| serde_json::json!({
+            "user": c.user,
+            "action": c.action.as_str(),
+            "gained": c.gained,
+            "lost": c.lost,
+            "gained_samples": c.gained_samples,
+            "lost_samples": c.lost_samples,
+        })).collect::<Vec<_>>(),
+        "users_examined": report.users_examined,
+        "cells": report.cells,
+    })))
+}
+
+/// Apply a change read through what-if, with the same payload (as its admin call would).
+#[utoipa::path(post, path = "/api/v1/access/whatif/apply", tag = "access", security(("bearer" = [])), request_body = WhatIfBody,
+    responses((status = 204), (status = 202, description = "held under four eyes"), (status = 403), (status = 409), (status = 422)))]
+async fn apply_what_if(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    JsonBody(body): JsonBody<WhatIfBody>,
+) -> ApiResult<Response> {
+    let change = what_if_change(body)?;
+    let result = state.warden.apply_what_if(&subject, change).await?;
+    Ok(outcome(result, StatusCode::NO_CONTENT, |()| {
+        StatusCode::NO_CONTENT.into_response()
+    }))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/access/whatif", axum::routing::post(what_if))
+        .route("/access/whatif/apply", axum::routing::post(apply_what_if))
         .route("/users", get(list_users).post(create_user))
         .route("/users/{username}", get(get_user).patch(patch_user))
         .route("/units", get(list_units).post(create_unit))

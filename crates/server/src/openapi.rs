@@ -29,6 +29,7 @@ impl Modify for BearerAuth {
         crate::admin::list_units, crate::admin::create_unit, crate::admin::patch_unit,
         crate::admin::list_roles, crate::admin::create_role, crate::admin::get_role, crate::admin::put_role,
         crate::admin::explain, crate::admin::list_objects, crate::admin::put_control,
+        crate::admin::what_if, crate::admin::apply_what_if,
         crate::audit::entries,
         crate::approvals::list, crate::approvals::get_one, crate::approvals::approve, crate::approvals::reject, crate::approvals::withdraw,
         crate::approvals::list_policies, crate::approvals::create_policy, crate::approvals::put_policy, crate::approvals::delete_policy,

@@ -214,7 +214,7 @@ fn unit_by_name(units: &[UnitView], name: &str, field: &str) -> Result<UnitId> {
 impl Warden {
     /// Resolves role names, refusing roles that would give the subject's grantee a functional
     /// permission the subject does not hold (no escalation through user management).
-    async fn resolve_roles(
+    pub(crate) async fn resolve_roles(
         &self,
         subject: &Subject,
         roles: &[(String, Option<Timestamp>)],

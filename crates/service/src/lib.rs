@@ -21,6 +21,7 @@ mod four_eyes;
 mod records;
 mod security;
 mod state;
+mod whatif;
 
 pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
 pub use approval_policies::{
@@ -37,6 +38,7 @@ pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };
 pub use state::{Config, Warden};
+pub use whatif::{UserAccessChange, WhatIfChange, WhatIfReport};
 
 /// Result type of the service.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -139,3 +139,59 @@ impl Store {
         Ok(stats)
     }
 }
+
+impl Store {
+    /// Customers per (owner, unit), exactly (what-if weighs the engine's per-cell decisions
+    /// with these).
+    pub async fn customer_cells(
+        &self,
+    ) -> Result<Vec<(warden_policy::UserId, warden_policy::UnitId, u64)>> {
+        sqlx::query(
+            "SELECT owner_id, unit_id, CAST(n AS BIGINT) FROM customer_counts WHERE n > 0 \
+             ORDER BY owner_id, unit_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                warden_policy::UserId(row.try_get(0)?),
+                warden_policy::UnitId(row.try_get(1)?),
+                u64::try_from(row.try_get::<i64, _>(2)?).unwrap_or(0),
+            ))
+        })
+        .collect()
+    }
+
+    /// The first `limit` customer ids in the given (owner, unit) cells (samples for what-if;
+    /// at most 50 cells are looked at).
+    pub async fn sample_customers(
+        &self,
+        cells: &[(warden_policy::UserId, warden_policy::UnitId)],
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        if cells.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut sql = crate::sql::SqlBuilder::new("SELECT id FROM customers WHERE ");
+        for (i, (owner, unit)) in cells.iter().take(50).enumerate() {
+            if i > 0 {
+                sql.push(" OR ");
+            }
+            sql.push("(owner_id = ");
+            sql.bind_int(owner.0);
+            sql.push(" AND unit_id = ");
+            sql.bind_int(unit.0);
+            sql.push(")");
+        }
+        sql.push(" ORDER BY id LIMIT ");
+        sql.bind_int(i64::from(limit));
+        Ok(sql
+            .query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<std::result::Result<Vec<_>, _>>()?)
+    }
+}

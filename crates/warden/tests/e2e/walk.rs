@@ -59,6 +59,7 @@ pub async fn everything(server: &Server) {
     step(&api, "explain", explain(&api, &truth)).await;
     step(&api, "openapi", openapi(&api)).await;
     // These change the organisation: last.
+    step(&api, "what-if", what_if(&api)).await;
     step(&api, "moving a rep", moving_a_rep(&api, &truth)).await;
     step(&api, "disabling a user", disabling_a_user(&api)).await;
 }
@@ -907,6 +908,104 @@ async fn assert_sees(api: &Api, user: &str, expected: &BTreeSet<i64>, why: &str)
 }
 
 /// Moving rep3 under supervisor1 holds on the very next request and rewrites no customer.
+/// What-if a rep moved to another supervisor: exact counts for the supervisors, nobody else
+/// touched; then the same payload applies it.
+pub async fn what_if(api: &Api) {
+    let n = api.name;
+    let rep3 = api.all_customers("rep3", 200).await.len() as u64;
+    let change = json!({"move_user": {"user": "rep3", "manager": "supervisor1"}});
+    let refused = api
+        .post("rep1", "/api/v1/access/whatif", change.clone())
+        .await;
+    assert_eq!(refused.status, 403, "[{n}] {}", refused.text);
+    let reply = api
+        .post("admin", "/api/v1/access/whatif", change.clone())
+        .await;
+    assert_eq!(reply.status, 200, "[{n}] {}", reply.text);
+    let changes = reply.body["changes"].as_array().unwrap();
+    let supervisor_actions = [
+        "read", "create", "update", "delete", "export", "share", "approve",
+    ];
+    for (user, gained, lost) in [("supervisor1", rep3, 0), ("supervisor2", 0, rep3)] {
+        for action in supervisor_actions {
+            let found = changes
+                .iter()
+                .find(|c| c["user"] == user && c["action"] == action)
+                .unwrap_or_else(|| panic!("[{n}] no {user} {action}: {}", reply.text));
+            assert_eq!(found["gained"], gained, "[{n}] {user} {action}: {found}");
+            assert_eq!(found["lost"], lost, "[{n}] {user} {action}: {found}");
+            let samples = if gained > 0 {
+                &found["gained_samples"]
+            } else {
+                &found["lost_samples"]
+            };
+            assert!(!samples.as_array().unwrap().is_empty(), "[{n}] {found}");
+        }
+    }
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["user"] == "supervisor1" || c["user"] == "supervisor2"),
+        "[{n}] nobody else's access changes: {}",
+        reply.text
+    );
+    // Nothing was applied.
+    let sample = changes[0]["gained_samples"][0]
+        .as_i64()
+        .or(changes[0]["lost_samples"][0].as_i64())
+        .unwrap();
+    assert_eq!(
+        api.get("supervisor1", &customer(sample)).await.status,
+        404,
+        "[{n}] not applied"
+    );
+    // A role's grants: a rep given read on all customers gains every customer not theirs.
+    let all = api.all_customers("admin", 200).await.len() as u64;
+    let rep1 = api.all_customers("rep1", 200).await.len() as u64;
+    let roles = api.get("admin", "/api/v1/roles").await;
+    let rep_role = roles.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Sales Rep")
+        .unwrap()
+        .clone();
+    let mut grants = rep_role["grants"].as_array().unwrap().clone();
+    grants.push(json!({"object": "customers", "action": "read", "scope": "all"}));
+    let reply = api
+        .post(
+            "admin",
+            "/api/v1/access/whatif",
+            json!({"update_role": {
+            "id": rep_role["id"], "name": "Sales Rep", "grants": grants,
+            "fields": rep_role["fields"], "permissions": rep_role["permissions"]}}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "[{n}] {}", reply.text);
+    let read = reply.body["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["user"] == "rep1" && c["action"] == "read")
+        .cloned();
+    assert_eq!(
+        read.map(|c| c["gained"].clone()),
+        Some(json!(all - rep1)),
+        "[{n}] {}",
+        reply.text
+    );
+    // Apply the move with the same payload.
+    let applied = api
+        .post("admin", "/api/v1/access/whatif/apply", change)
+        .await;
+    assert_eq!(applied.status, 204, "[{n}] {}", applied.text);
+    assert_eq!(
+        api.get("supervisor1", &customer(sample)).await.status,
+        200,
+        "[{n}] applied"
+    );
+}
+
 pub async fn moving_a_rep(api: &Api, truth: &Truth) {
     let n = api.name;
     let before = stamps(api, "rep3").await;
