@@ -216,6 +216,11 @@ async fn stored_fingerprints(pool: &AnyPool) -> Result<Vec<String>> {
 }
 
 impl Keys {
+    /// The master key in use (the access log derives its signing key from it).
+    pub(crate) fn master(&self) -> MasterKey {
+        self.read().master.clone()
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Keyring> {
         self.0
             .read()

@@ -4,7 +4,7 @@
 //! as a [`warden_policy::Model`] for the engine, and turns the engine's
 //! [`warden_policy::RecordFilter`] into a `WHERE` clause so that lists are filtered in the
 //! database. Every write happens inside a [`Tx`] so the service can bump the permission epoch
-//! (and, later, append to the access log) in the same transaction as the change.
+//! and append to the access log in the same transaction as the change.
 //!
 //! SQL is written once with `$N` placeholders, which both SQLite and PostgreSQL accept; where
 //! the dialects differ (id columns, JSON set membership) the [`Backend`] says which to use,
@@ -27,7 +27,10 @@ mod stats;
 #[doc(hidden)]
 pub mod testing;
 
-pub use access_log::AccessEntry;
+pub use access_log::{
+    verify_archive, AccessEntry, AccessQuery, ArchiveError, ArchiveSummary, ChainProblem,
+    ChainReport, CHECKPOINT_EVERY,
+};
 pub use connect::{Backend, Store, Tx, SQLITE_FILE};
 pub use crypto::{
     pending_key_file, DataKeyInfo, KeyStatus, ReencryptCursor, Unlocked, CIPHERTEXT_PREFIX,
