@@ -8,6 +8,7 @@ use warden_policy::{
 use warden_store::{NewUser, RoleRow, UserChanges, UserRow};
 
 use crate::auth::hash_password;
+use crate::logging::log_change;
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A user as the admin API shows it.
@@ -337,6 +338,15 @@ impl Warden {
             .await
             .map_err(taken(format!("the username `{username}` is taken")))?;
         tx.set_user_roles(id, &roles).await?;
+        let role_names: Vec<&str> = input.roles.iter().map(|(r, _)| r.as_str()).collect();
+        log_change(
+            &mut tx,
+            subject,
+            "user.create",
+            &["unit", "manager", "roles", "password"],
+            format!("user {username}; roles: {}", role_names.join(", ")),
+        )
+        .await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.fresh_user_view(&username).await
@@ -405,6 +415,26 @@ impl Warden {
         if update.disabled == Some(true) || hash.is_some() {
             tx.delete_sessions_of(target).await?;
         }
+        let changed: Vec<&str> = [
+            ("display_name", update.display_name.is_some()),
+            ("unit", update.unit.is_some()),
+            ("manager", update.manager.is_some()),
+            ("roles", roles.is_some()),
+            ("disabled", update.disabled.is_some()),
+            ("password", hash.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        let mut detail = format!("user {username}");
+        if let Some(roles) = &update.roles {
+            let names: Vec<&str> = roles.iter().map(|(r, _)| r.as_str()).collect();
+            detail.push_str(&format!("; roles: {}", names.join(", ")));
+        }
+        if let Some(disabled) = update.disabled {
+            detail.push_str(&format!("; disabled: {disabled}"));
+        }
+        log_change(&mut tx, subject, "user.update", &changed, detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.fresh_user_view(username).await
@@ -443,6 +473,8 @@ impl Warden {
             .insert_unit(&name, parent_id, subject.now)
             .await
             .map_err(taken(format!("a unit named `{name}` exists")))?;
+        let detail = format!("unit {name}; parent: {}", parent.unwrap_or(""));
+        log_change(&mut tx, subject, "unit.create", &["name", "parent"], detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         Ok(UnitView {
@@ -492,6 +524,18 @@ impl Warden {
         };
         let mut tx = self.store.begin().await?;
         tx.update_unit(id, new_name.as_deref(), parent_id).await?;
+        let changed: Vec<&str> = [("name", new_name.is_some()), ("parent", parent.is_some())]
+            .into_iter()
+            .filter_map(|(field, changed)| changed.then_some(field))
+            .collect();
+        log_change(
+            &mut tx,
+            subject,
+            "unit.update",
+            &changed,
+            format!("unit {name}"),
+        )
+        .await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         let units = self.list_units(subject).await?;
@@ -525,6 +569,9 @@ impl Warden {
             .insert_role(&name, &input.description, input.contents(), subject.now)
             .await
             .map_err(taken(format!("a role named `{name}` exists")))?;
+        let detail = format!("role {name} (id {})", id.0);
+        let changed = ["grants", "permissions", "fields"];
+        log_change(&mut tx, subject, "role.create", &changed, detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.role(id).await
@@ -551,6 +598,9 @@ impl Warden {
         tx.update_role(id, &name, &input.description, input.contents(), subject.now)
             .await
             .map_err(taken(format!("a role named `{name}` exists")))?;
+        let detail = format!("role {name} (id {})", id.0);
+        let changed = ["name", "grants", "permissions", "fields"];
+        log_change(&mut tx, subject, "role.update", &changed, detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.role(id).await
@@ -573,6 +623,8 @@ impl Warden {
         }
         let mut tx = self.store.begin().await?;
         tx.set_control(object, control).await?;
+        let detail = format!("{object}: {control:?}");
+        log_change(&mut tx, subject, "object.control", &["control"], detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         Ok(())

@@ -15,11 +15,13 @@ mod auth;
 pub mod demo;
 mod error;
 mod explain;
+mod logging;
 mod records;
 mod security;
 mod state;
 
 pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
+pub use audit::{AuditFilter, AuditPage, MAX_AUDIT_PAGE};
 pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};

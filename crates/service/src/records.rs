@@ -7,6 +7,7 @@ use warden_policy::{
 };
 use warden_store::{AccessEntry, NewRecord, Record, RecordChanges, StoreError};
 
+use crate::logging::{entry, log_write};
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A record as the caller may see it, with names resolved for display.
@@ -292,8 +293,10 @@ impl Warden {
             .store
             .list_records_matching(object, &filter, &matching, after, limit)
             .await?;
+        let items: Vec<RecordView> = page.items.into_iter().map(|r| view(subject, r)).collect();
+        self.log_reads(subject, &items, "list").await?;
         Ok(Page {
-            items: page.items.into_iter().map(|r| view(subject, r)).collect(),
+            items,
             next_cursor: page.next_cursor.map(|id| id.to_string()),
         })
     }
@@ -306,16 +309,20 @@ impl Warden {
         id: i64,
     ) -> Result<RecordView> {
         let record = self.readable(subject, object, id).await?;
-        Ok(view(subject, record))
+        let view = view(subject, record);
+        self.log_reads(subject, std::slice::from_ref(&view), "")
+            .await?;
+        Ok(view)
     }
 
-    /// The record, if it exists and the subject may read it; 404 otherwise.
+    /// The record, if it exists and the subject may read it; 404 otherwise (logged).
     async fn readable(&self, subject: &Subject, object: ObjectType, id: i64) -> Result<Record> {
-        let record = self
-            .store
-            .get_record(object, id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let Some(record) = self.store.get_record(object, id).await? else {
+            let refusal = ServiceError::NotFound;
+            return Err(self
+                .log_denied(subject, Action::Read, object, Some(id), refusal)
+                .await);
+        };
         let decision = subject.snapshot.check(
             subject.user,
             Action::Read,
@@ -326,7 +333,10 @@ impl Warden {
         if decision.is_allowed() {
             Ok(record)
         } else {
-            Err(ServiceError::NotFound)
+            let refusal = ServiceError::NotFound;
+            Err(self
+                .log_denied(subject, Action::Read, object, Some(id), refusal)
+                .await)
         }
     }
 
@@ -400,7 +410,10 @@ impl Warden {
             subject.now,
         );
         if !decision.is_allowed() {
-            return Err(forbidden(decision, Action::Create, object));
+            let refusal = forbidden(decision, Action::Create, object);
+            return Err(self
+                .log_denied(subject, Action::Create, object, None, refusal)
+                .await);
         }
         let writable = subject.snapshot.field_levels(
             subject.user,
@@ -438,6 +451,8 @@ impl Warden {
                 }
                 other => other.into(),
             })?;
+        let written = input.fields.iter().map(|(name, _)| name.as_str());
+        log_write(&mut tx, subject, Action::Create, object, record.id, written).await?;
         tx.commit().await?;
         Ok(view(subject, record))
     }
@@ -461,7 +476,10 @@ impl Warden {
             subject.now,
         );
         if !decision.is_allowed() {
-            return Err(forbidden(decision, Action::Update, object));
+            let refusal = forbidden(decision, Action::Update, object);
+            return Err(self
+                .log_denied(subject, Action::Update, object, Some(id), refusal)
+                .await);
         }
         let version = version.ok_or_else(|| {
             ServiceError::invalid("version", "is required: send the version you read")
@@ -502,10 +520,13 @@ impl Warden {
                     subject.now,
                 );
                 if !decision.is_allowed() {
-                    return Err(ServiceError::Forbidden(format!(
+                    let refusal = ServiceError::Forbidden(format!(
                         "you may not hand this {} to that owner: it would be outside your update scope",
                         singular(object)
-                    )));
+                    ));
+                    return Err(self
+                        .log_denied(subject, Action::Update, object, Some(id), refusal)
+                        .await);
                 }
                 changes.owner = Some(owner);
                 changes.unit = Some(unit);
@@ -518,6 +539,17 @@ impl Warden {
         let updated = tx
             .update_record(object, id, version, &changes, subject.now)
             .await?;
+        let written = input.fields.iter().map(|(name, _)| name.as_str());
+        let owner = changes.owner.map(|_| "owner");
+        log_write(
+            &mut tx,
+            subject,
+            Action::Update,
+            object,
+            id,
+            written.chain(owner),
+        )
+        .await?;
         tx.commit().await?;
         Ok(view(subject, updated))
     }
@@ -539,10 +571,14 @@ impl Warden {
             subject.now,
         );
         if !decision.is_allowed() {
-            return Err(forbidden(decision, Action::Delete, object));
+            let refusal = forbidden(decision, Action::Delete, object);
+            return Err(self
+                .log_denied(subject, Action::Delete, object, Some(id), refusal)
+                .await);
         }
         let mut tx = self.store.begin().await?;
         tx.delete_record(object, id, version).await?;
+        log_write(&mut tx, subject, Action::Delete, object, id, []).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -582,16 +618,11 @@ impl Warden {
         }
         let mut tx = self.store.begin().await?;
         tx.append_access(&AccessEntry {
-            id: 0,
-            at: subject.now,
-            actor_id: Some(subject.user),
-            actor: subject.username.clone(),
-            action: "reveal".to_owned(),
             object: Some(object),
             record_id: Some(id),
             fields: vec![field.to_owned()],
-            client: Some(subject.client.to_string()),
             detail: format!("{level} access"),
+            ..entry(subject, "reveal")
         })
         .await?;
         tx.commit().await?;
