@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+#[path = "e2e/audit.rs"]
+mod audit;
 #[path = "e2e/backup.rs"]
 mod backup;
 #[path = "e2e/fields.rs"]
@@ -100,4 +102,33 @@ async fn export_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reencryption_killed_and_resumed_on_sqlite() {
     keys::reencryption_killed_and_resumed().await;
+}
+
+/// The access log: what is logged, who reads it, tampering found by `warden audit verify`,
+/// and a log that cannot be written failing the request.
+#[tokio::test]
+async fn access_log_on_sqlite() {
+    let server =
+        Server::start_with_env(Backend::Sqlite, &[], &[("WARDEN_MASTER_KEY", audit::KEY)]).await;
+    audit::what_is_logged(&server).await;
+    let data = server.data_dir().to_owned();
+    audit::tampering(&server, audit::Db::Sqlite(&data)).await;
+    audit::a_log_failure_fails_the_request(&server, audit::Db::Sqlite(&data)).await;
+}
+
+#[tokio::test]
+async fn access_log_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("access_log_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start_with_env(
+        Backend::Postgres(url.clone()),
+        &[],
+        &[("WARDEN_MASTER_KEY", audit::KEY)],
+    )
+    .await;
+    audit::what_is_logged(&server).await;
+    audit::tampering(&server, audit::Db::Postgres(&url)).await;
+    audit::a_log_failure_fails_the_request(&server, audit::Db::Postgres(&url)).await;
 }
