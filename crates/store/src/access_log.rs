@@ -433,6 +433,62 @@ pub(crate) async fn seal_legacy(pool: &AnyPool, keys: &Keys) -> Result<()> {
     Ok(())
 }
 
+/// Re-signs the head and the checkpoints under `new` (a master key rotation), each only if it
+/// verifies under `old`: a signature that was already wrong stays wrong, so a rotation never
+/// launders tampering.
+pub(crate) async fn resign(tx: &mut Tx, old: &MasterKey, new: &MasterKey) -> Result<()> {
+    let (old_key, new_key) = (AuditKey::from_master(old), AuditKey::from_master(new));
+    if old_key.fingerprint == new_key.fingerprint {
+        return Ok(());
+    }
+    let row = sqlx::query(
+        "SELECT last_id, last_hash, anchor_id, anchor_hash, mac FROM access_log_head WHERE id = 1",
+    )
+    .fetch_one(&mut *tx.tx)
+    .await?;
+    let last_id: i64 = row.try_get(0)?;
+    let last_hash: Option<String> = row.try_get(1)?;
+    let anchor_id: i64 = row.try_get(2)?;
+    let anchor_hash: String = row.try_get(3)?;
+    let mac: Option<String> = row.try_get(4)?;
+    if let (Some(last), Some(anchor), Some(mac)) = (
+        last_hash.as_deref().and_then(decode_hash),
+        decode_hash(&anchor_hash),
+        mac,
+    ) {
+        if old_key.verifies(&head_message(last_id, &last, anchor_id, &anchor), &mac) {
+            write_head(&mut *tx.tx, &new_key, last_id, &last, anchor_id, &anchor).await?;
+        }
+    }
+    let checkpoints = sqlx::query(
+        "SELECT entry_id, hash, at, mac FROM access_log_checkpoints WHERE key_fingerprint = $1",
+    )
+    .bind(old_key.fingerprint.as_str())
+    .fetch_all(&mut *tx.tx)
+    .await?;
+    for row in &checkpoints {
+        let entry_id: i64 = row.try_get(0)?;
+        let hash: String = row.try_get(1)?;
+        let at: i64 = row.try_get(2)?;
+        let mac: String = row.try_get(3)?;
+        let Some(hash) = decode_hash(&hash) else {
+            continue;
+        };
+        let message = checkpoint_message(entry_id, &hash, at);
+        if old_key.verifies(&message, &mac) {
+            sqlx::query(
+                "UPDATE access_log_checkpoints SET key_fingerprint = $1, mac = $2                  WHERE entry_id = $3",
+            )
+            .bind(new_key.fingerprint.as_str())
+            .bind(hex::encode(new_key.mac(&message)?))
+            .bind(entry_id)
+            .execute(&mut *tx.tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 impl Tx {
     /// Appends one entry; returns its id.
     pub async fn append_access(&mut self, entry: &AccessEntry) -> Result<i64> {

@@ -540,6 +540,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let rows = key_rows(&mut *tx.tx).await?;
         let mut updates = Vec::new();
+        let old_master = self.keys.master();
         {
             let ring = self.keys.read();
             for row in &rows {
@@ -569,6 +570,8 @@ impl Store {
                 return Err(StoreError::Conflict);
             }
         }
+        // The access log's signatures follow the master key, in the same transaction.
+        crate::access_log::resign(&mut tx, &old_master, new).await?;
         tx.commit().await?;
         self.keys.write().master = new.clone();
         Ok(updates.len())

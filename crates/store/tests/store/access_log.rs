@@ -252,3 +252,20 @@ fn entries_written_before_the_chain_are_sealed_at_open() {
         assert_eq!(store.verify_access_log().await.unwrap().last_id, 5);
     });
 }
+
+#[test]
+fn a_master_key_rotation_re_signs_the_log() {
+    super::runtime().block_on(async {
+        for (name, store, _dir) in databases("rotation_re_signs").await {
+            append(&store, 0, 1010).await;
+            store
+                .rewrap_data_keys(&MasterKey::generate())
+                .await
+                .unwrap();
+            let report = store.verify_access_log().await.unwrap();
+            assert_eq!((report.problem, report.checkpoints), (None, 1), "{name}");
+            append(&store, 0, 3).await;
+            assert_eq!(problem(&store).await, None, "{name}");
+        }
+    });
+}
