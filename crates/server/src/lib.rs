@@ -12,6 +12,7 @@ mod error;
 mod json;
 mod openapi;
 mod records;
+mod reviews;
 mod security;
 
 use std::future::Future;
@@ -70,6 +71,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
         .merge(admin::router())
         .merge(audit::router())
         .merge(records::router())
+        .merge(reviews::router())
         .merge(openapi::router());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

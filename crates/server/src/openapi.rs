@@ -30,12 +30,13 @@ impl Modify for BearerAuth {
         crate::admin::list_roles, crate::admin::create_role, crate::admin::get_role, crate::admin::put_role,
         crate::admin::explain, crate::admin::list_objects, crate::admin::put_control,
         crate::audit::entries,
+        crate::reviews::open, crate::reviews::items, crate::reviews::decide, crate::reviews::close, crate::reviews::evidence,
         crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
         crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
         crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"))
+    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"), (name = "reviews"))
 )]
 struct ApiDoc;
 

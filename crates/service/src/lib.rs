@@ -17,6 +17,7 @@ mod error;
 mod explain;
 mod logging;
 mod records;
+mod reviews;
 mod security;
 mod state;
 
@@ -26,6 +27,7 @@ pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};
 pub use records::{ListQuery, Page, RecordInput, RecordView};
+pub use reviews::{CampaignInput, CampaignView, ReviewScope};
 pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };

@@ -20,6 +20,7 @@ mod error;
 pub mod keys;
 mod org;
 mod records;
+mod reviews;
 mod security;
 mod sessions;
 mod sql;
@@ -39,6 +40,7 @@ pub use datadir::{DataDirLock, LOCK_FILE};
 pub use error::StoreError;
 pub use org::{NewUser, RoleContents, RoleRow, UnitRow, UserChanges, UserRow};
 pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};
+pub use reviews::{CampaignRow, ReviewItemRow};
 pub use security::{
     address_key, rules_from_json, rules_to_json, user_key, ApiTokenRow, ThrottleState, TotpState,
 };

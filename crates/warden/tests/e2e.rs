@@ -132,3 +132,21 @@ async fn access_log_on_postgres() {
     audit::tampering(&server, audit::Db::Postgres(&url)).await;
     audit::a_log_failure_fails_the_request(&server, audit::Db::Postgres(&url)).await;
 }
+
+/// Access reviews: a campaign whose revocation holds at close, on the next request.
+#[tokio::test]
+async fn access_reviews_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    audit::access_reviews(&server).await;
+}
+
+#[tokio::test]
+async fn access_reviews_on_postgres() {
+    let Some(url) =
+        warden_store::testing::fresh_postgres_database("access_reviews_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    audit::access_reviews(&server).await;
+}

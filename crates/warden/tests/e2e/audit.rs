@@ -467,3 +467,190 @@ pub async fn a_log_failure_fails_the_request(server: &Server, db: Db<'_>) {
     );
     assert_ne!(read.body["phone"], "+86 10 0000 0000");
 }
+
+/// An access review: supervisor1 revokes rep2's role; at close rep2 loses access on the next
+/// request, rep1 (kept) does not; a second campaign revokes what is left undecided.
+pub async fn access_reviews(server: &Server) {
+    let api = Api::login_everyone(server).await;
+    let name = api.name;
+    let campaign = json!({"name": "Q4 review", "scope": {"all": true}, "due": "2099-12-31", "undecided": "keep"});
+    assert_eq!(
+        api.post("rep1", "/api/v1/reviews", campaign.clone())
+            .await
+            .status,
+        403
+    );
+    let opened = api.post("admin", "/api/v1/reviews", campaign).await;
+    assert_eq!(opened.status, 201, "[{name}] {}", opened.text);
+    let cid = opened.body["id"].as_i64().unwrap();
+    assert_eq!(opened.body["state"], "open");
+
+    let mine = api
+        .get("supervisor1", &format!("/api/v1/reviews/{cid}/items"))
+        .await;
+    assert_eq!(mine.status, 200, "[{name}] {}", mine.text);
+    let items = mine.body["items"].as_array().unwrap().clone();
+    let reviewed: BTreeSet<&str> = items.iter().map(|i| i["user"].as_str().unwrap()).collect();
+    assert_eq!(
+        reviewed,
+        BTreeSet::from(["rep1", "rep2"]),
+        "[{name}] supervisor1's reports"
+    );
+    assert!(items
+        .iter()
+        .all(|i| i["reviewer"] == "supervisor1" && i["role"] == "Sales Rep"));
+    let item_of = |user: &str| {
+        items
+            .iter()
+            .find(|i| i["user"] == user)
+            .map(|i| i["id"].as_i64().unwrap())
+            .unwrap()
+    };
+    let (rep1_item, rep2_item) = (item_of("rep1"), item_of("rep2"));
+
+    let rep2_customer = id(&api.get("rep2", "/api/v1/customers?limit=1").await.body["items"][0]);
+    let rep1_customer = id(&api.get("rep1", "/api/v1/customers?limit=1").await.body["items"][0]);
+    let rep2_path = format!("/api/v1/customers/{rep2_customer}");
+    let rep1_path = format!("/api/v1/customers/{rep1_customer}");
+    assert_eq!(api.get("rep2", &rep2_path).await.status, 200);
+
+    // Only the assigned reviewer decides.
+    let decide = |item: i64| format!("/api/v1/reviews/{cid}/items/{item}");
+    let revoke = json!({"decision": "revoke", "comment": "moved to support"});
+    assert_eq!(
+        api.post("supervisor2", &decide(rep2_item), revoke.clone())
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.post(
+            "supervisor1",
+            &decide(rep2_item),
+            json!({"decision": "maybe"})
+        )
+        .await
+        .field(),
+        "decision"
+    );
+    assert_eq!(
+        api.post("supervisor1", &decide(rep2_item), revoke.clone())
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        api.post(
+            "supervisor1",
+            &decide(rep1_item),
+            json!({"decision": "keep"})
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        api.get("rep2", &rep2_path).await.status,
+        200,
+        "[{name}] not before close"
+    );
+
+    assert_eq!(
+        api.post(
+            "supervisor1",
+            &format!("/api/v1/reviews/{cid}/close"),
+            json!({})
+        )
+        .await
+        .status,
+        403
+    );
+    let closed = api
+        .post("admin", &format!("/api/v1/reviews/{cid}/close"), json!({}))
+        .await;
+    assert_eq!(closed.status, 200, "[{name}] {}", closed.text);
+    let outcome = |user: &str| {
+        closed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["user"] == user && i["role"] == "Sales Rep")
+            .map(|i| i["outcome"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    assert_eq!(outcome("rep2"), "revoked");
+    assert_eq!(outcome("rep1"), "kept");
+    // rep2 loses access on the very next request; rep1 keeps it.
+    assert_eq!(
+        api.get("rep2", &rep2_path).await.status,
+        404,
+        "[{name}] revoked at close"
+    );
+    assert_eq!(api.get("rep1", &rep1_path).await.status, 200);
+    assert_eq!(
+        api.post("supervisor1", &decide(rep1_item), revoke.clone())
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.post("admin", &format!("/api/v1/reviews/{cid}/close"), json!({}))
+            .await
+            .status,
+        409
+    );
+
+    // Evidence for the auditor, and the log of the revocation.
+    let evidence = api
+        .get("auditor", &format!("/api/v1/reviews/{cid}/evidence"))
+        .await;
+    assert_eq!(evidence.status, 200);
+    assert!(evidence.text.contains("moved to support"));
+    assert_eq!(
+        api.get("rep1", &format!("/api/v1/reviews/{cid}/evidence"))
+            .await
+            .status,
+        403
+    );
+    let revocations = entries(&api, "auditor", "action=review.revoke").await;
+    assert_eq!(revocations.len(), 1, "[{name}] {revocations:?}");
+    assert!(revocations[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("user rep2; role Sales Rep"));
+
+    // Undecided items follow the campaign's rule at close.
+    let second = api
+        .post(
+            "admin",
+            "/api/v1/reviews",
+            json!({"name": "reps", "scope": {"role": "Sales Rep"}, "due": "2099-12-31", "undecided": "revoke"}),
+        )
+        .await;
+    assert_eq!(second.status, 201, "[{name}] {}", second.text);
+    let second_id = second.body["id"].as_i64().unwrap();
+    let users: BTreeSet<&str> = second.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        users,
+        BTreeSet::from(["rep1", "rep3", "rep4"]),
+        "[{name}] rep2 no longer holds it"
+    );
+    let closed = api
+        .post(
+            "admin",
+            &format!("/api/v1/reviews/{second_id}/close"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(closed.status, 200);
+    assert_eq!(
+        api.get("rep1", &rep1_path).await.status,
+        404,
+        "[{name}] undecided, revoked"
+    );
+}
