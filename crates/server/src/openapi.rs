@@ -31,6 +31,7 @@ impl Modify for BearerAuth {
         crate::admin::explain, crate::admin::list_objects, crate::admin::put_control,
         crate::audit::entries,
         crate::reviews::open, crate::reviews::items, crate::reviews::decide, crate::reviews::close, crate::reviews::evidence,
+        crate::reviews::privileged, crate::reviews::dormant, crate::reviews::sod,
         crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
         crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
         crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,

@@ -1,7 +1,7 @@
 //! The access-review API: `/reviews` campaigns, each reviewer's items and decisions, closing,
 //! and the evidence of a campaign.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -191,6 +191,92 @@ async fn evidence(
     Ok(Json(campaign_json(&subject, &view)))
 }
 
+/// Query of the dormant-permissions report.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DormantQuery {
+    /// Unused for this many days (default 90).
+    pub days: Option<u32>,
+}
+
+/// Query of the separation-of-duty report.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SodQuery {
+    /// Rules as `ROLE|ROLE` pairs separated by commas, e.g. `Finance|Sales Rep`; default:
+    /// `Finance|Sales Rep`.
+    pub rules: Option<String>,
+}
+
+/// Users whose roles carry functional permissions (view_audit or manage_users).
+#[utoipa::path(get, path = "/api/v1/reports/privileged", tag = "reviews", security(("bearer" = [])),
+    responses((status = 200, description = "`{\"items\": [{username, disabled, roles, permissions}]}`"), (status = 403)))]
+async fn privileged(State(state): State<AppState>, Auth(subject): Auth) -> ApiResult<Json<Value>> {
+    let accounts = state.warden.privileged_accounts(&subject).await?;
+    Ok(Json(json!({
+        "items": accounts.iter().map(|a| json!({
+            "username": a.username,
+            "disabled": a.disabled,
+            "roles": a.roles,
+            "permissions": a.permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Role assignments unused for `days` days, from the access log (view_audit or manage_users).
+#[utoipa::path(get, path = "/api/v1/reports/dormant", tag = "reviews", security(("bearer" = [])), params(DormantQuery),
+    responses((status = 200, description = "`{\"days\", \"items\": [{username, role}]}`"), (status = 403)))]
+async fn dormant(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    query: Result<Query<DormantQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let days = query.days.unwrap_or(90);
+    let grants = state.warden.dormant_permissions(&subject, days).await?;
+    Ok(Json(json!({
+        "days": days,
+        "items": grants.iter().map(|g| json!({"username": g.username, "role": g.role})).collect::<Vec<_>>(),
+    })))
+}
+
+/// Users holding both roles of a separation-of-duty rule (view_audit or manage_users).
+#[utoipa::path(get, path = "/api/v1/reports/sod", tag = "reviews", security(("bearer" = [])), params(SodQuery),
+    responses((status = 200, description = "`{\"rules\", \"items\": [{username, roles}]}`"), (status = 403), (status = 422)))]
+async fn sod(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    query: Result<Query<SodQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let mut rules = Vec::new();
+    for rule in query
+        .rules
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .filter(|r| !r.trim().is_empty())
+    {
+        let (a, b) = rule
+            .split_once('|')
+            .ok_or_else(|| AppError::invalid("rules", "each rule is ROLE|ROLE"))?;
+        rules.push((a.trim().to_owned(), b.trim().to_owned()));
+    }
+    let conflicts = state.warden.sod_conflicts(&subject, &rules).await?;
+    let applied: Vec<Value> = if rules.is_empty() {
+        warden_service::DEFAULT_SOD_RULES
+            .iter()
+            .map(|(a, b)| json!([a, b]))
+            .collect()
+    } else {
+        rules.iter().map(|(a, b)| json!([a, b])).collect()
+    };
+    Ok(Json(json!({
+        "rules": applied,
+        "items": conflicts.iter().map(|c| json!({"username": c.username, "roles": [c.roles.0, c.roles.1]})).collect::<Vec<_>>(),
+    })))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/reviews", post(open))
@@ -198,4 +284,7 @@ pub fn router() -> Router<AppState> {
         .route("/reviews/{id}/items/{item}", post(decide))
         .route("/reviews/{id}/close", post(close))
         .route("/reviews/{id}/evidence", get(evidence))
+        .route("/reports/privileged", get(privileged))
+        .route("/reports/dormant", get(dormant))
+        .route("/reports/sod", get(sod))
 }

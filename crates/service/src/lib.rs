@@ -27,7 +27,10 @@ pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};
 pub use records::{ListQuery, Page, RecordInput, RecordView};
-pub use reviews::{CampaignInput, CampaignView, ReviewScope};
+pub use reviews::{
+    CampaignInput, CampaignView, DormantGrant, PrivilegedAccount, ReviewScope, SodConflict,
+    DEFAULT_SOD_RULES,
+};
 pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };

@@ -221,3 +221,160 @@ impl Warden {
         self.campaign_view(campaign, None).await
     }
 }
+
+/// A user holding functional permissions (user, role, audit or settings management).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivilegedAccount {
+    pub username: String,
+    pub disabled: bool,
+    /// The roles that carry the permissions.
+    pub roles: Vec<String>,
+    pub permissions: Vec<Permission>,
+}
+
+/// A role assignment not used within the report's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DormantGrant {
+    pub username: String,
+    pub role: String,
+}
+
+/// Users holding both roles of a separation-of-duty rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SodConflict {
+    pub username: String,
+    pub roles: (String, String),
+}
+
+/// The separation-of-duty rule applied when none is given: who changes financial fields must
+/// not also sell.
+pub const DEFAULT_SOD_RULES: &[(&str, &str)] = &[("Finance", "Sales Rep")];
+
+impl Warden {
+    fn require_reports(subject: &Subject) -> Result<()> {
+        if subject.can(Permission::ViewAudit) {
+            Ok(())
+        } else {
+            subject.require(Permission::ManageUsers)
+        }
+    }
+
+    /// Every user whose active roles carry a functional permission (needs `view_audit` or
+    /// `manage_users`).
+    pub async fn privileged_accounts(&self, subject: &Subject) -> Result<Vec<PrivilegedAccount>> {
+        Self::require_reports(subject)?;
+        let roles = self.store.roles().await?;
+        let mut out = Vec::new();
+        for user in subject.snapshot.users() {
+            let mut account = PrivilegedAccount {
+                username: user.username().to_owned(),
+                disabled: user.disabled(),
+                roles: Vec::new(),
+                permissions: Vec::new(),
+            };
+            for (role_id, name, assignment) in user.roles() {
+                if !assignment.is_active(subject.now) {
+                    continue;
+                }
+                let Some(role) = roles.iter().find(|r| r.id == role_id) else {
+                    continue;
+                };
+                if !role.permissions.is_empty() {
+                    account.roles.push(name.to_owned());
+                    for p in &role.permissions {
+                        if !account.permissions.contains(p) {
+                            account.permissions.push(*p);
+                        }
+                    }
+                }
+            }
+            if !account.roles.is_empty() {
+                out.push(account);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Role assignments not used for `days` days, from the access log (needs `view_audit` or
+    /// `manage_users`). A role with record grants counts as used when its holder successfully
+    /// acted on one of those objects; a role with functional permissions only, when its holder
+    /// did anything successfully (a login counts).
+    pub async fn dormant_permissions(
+        &self,
+        subject: &Subject,
+        days: u32,
+    ) -> Result<Vec<DormantGrant>> {
+        Self::require_reports(subject)?;
+        if days == 0 || days > 3650 {
+            return Err(ServiceError::invalid("days", "must be between 1 and 3650"));
+        }
+        let since = subject.now - i64::from(days) * 24 * 60 * 60 * 1000;
+        let used = self.store.last_use_since(since).await?;
+        let roles = self.store.roles().await?;
+        let mut out = Vec::new();
+        for user in subject.snapshot.users().filter(|u| !u.disabled()) {
+            let mine: Vec<Option<&str>> = used
+                .iter()
+                .filter(|(u, _, _)| *u == user.id())
+                .map(|(_, object, _)| object.as_deref())
+                .collect();
+            for (role_id, name, assignment) in user.roles() {
+                if !assignment.is_active(subject.now) {
+                    continue;
+                }
+                let Some(role) = roles.iter().find(|r| r.id == role_id) else {
+                    continue;
+                };
+                let in_use = if role.grants.is_empty() {
+                    !mine.is_empty()
+                } else {
+                    role.grants
+                        .iter()
+                        .any(|g| mine.contains(&Some(g.object.as_str())))
+                };
+                if !in_use {
+                    out.push(DormantGrant {
+                        username: user.username().to_owned(),
+                        role: name.to_owned(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Users holding both roles of any rule (`rules`, or [`DEFAULT_SOD_RULES`] when empty)
+    /// (needs `view_audit` or `manage_users`).
+    pub async fn sod_conflicts(
+        &self,
+        subject: &Subject,
+        rules: &[(String, String)],
+    ) -> Result<Vec<SodConflict>> {
+        Self::require_reports(subject)?;
+        let rules: Vec<(String, String)> = if rules.is_empty() {
+            DEFAULT_SOD_RULES
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect()
+        } else {
+            rules.to_vec()
+        };
+        let mut out = Vec::new();
+        for user in subject.snapshot.users() {
+            let held: Vec<&str> = user
+                .roles()
+                .filter(|(_, _, a)| a.is_active(subject.now))
+                .map(|(_, name, _)| name)
+                .collect();
+            for (a, b) in &rules {
+                if held.contains(&a.as_str()) && held.contains(&b.as_str()) {
+                    out.push(SodConflict {
+                        username: user.username().to_owned(),
+                        roles: (a.clone(), b.clone()),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}

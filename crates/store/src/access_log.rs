@@ -745,6 +745,25 @@ impl Store {
         Ok((entries, next))
     }
 
+    /// When each actor last did something successfully, per object (`None`: not a record),
+    /// since `since`: the usage the dormant-permissions report compares grants with.
+    pub async fn last_use_since(
+        &self,
+        since: Timestamp,
+    ) -> Result<Vec<(UserId, Option<String>, Timestamp)>> {
+        sqlx::query(
+            "SELECT actor_id, object, MAX(at) FROM access_log \
+             WHERE at >= $1 AND outcome = 'ok' AND actor_id IS NOT NULL \
+             GROUP BY actor_id, object",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| Ok((UserId(row.try_get(0)?), row.try_get(1)?, row.try_get(2)?)))
+        .collect()
+    }
+
     /// Writes a signed checkpoint of the last entry now (unless there is one already).
     pub async fn checkpoint_access_log(&self, now: Timestamp) -> Result<i64> {
         let mut tx = self.begin().await?;

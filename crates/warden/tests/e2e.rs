@@ -138,6 +138,8 @@ async fn access_log_on_postgres() {
 async fn access_reviews_on_sqlite() {
     let server = Server::start(Backend::Sqlite).await;
     audit::access_reviews(&server).await;
+    let server = Server::start(Backend::Sqlite).await;
+    audit::review_reports(&server).await;
 }
 
 #[tokio::test]
@@ -149,4 +151,11 @@ async fn access_reviews_on_postgres() {
     };
     let server = Server::start(Backend::Postgres(url)).await;
     audit::access_reviews(&server).await;
+    let Some(url) =
+        warden_store::testing::fresh_postgres_database("review_reports_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    audit::review_reports(&server).await;
 }

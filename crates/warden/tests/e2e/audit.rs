@@ -654,3 +654,85 @@ pub async fn access_reviews(server: &Server) {
         "[{name}] undecided, revoked"
     );
 }
+
+/// The review reports: privileged accounts, dormant role assignments (from the log) and
+/// separation-of-duty conflicts (default and given rules).
+pub async fn review_reports(server: &Server) {
+    let api = Api::login_everyone(server).await;
+    let name = api.name;
+    assert_eq!(
+        api.get("rep1", "/api/v1/reports/privileged").await.status,
+        403
+    );
+    let privileged = api.get("auditor", "/api/v1/reports/privileged").await;
+    assert_eq!(privileged.status, 200, "[{name}] {}", privileged.text);
+    let users: BTreeSet<&str> = privileged.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["username"].as_str().unwrap())
+        .collect();
+    assert!(
+        users.contains("admin") && users.contains("auditor") && !users.contains("rep1"),
+        "[{name}] {users:?}"
+    );
+
+    // rep1 reads customers; rep3 only logged in: rep3's Sales Rep role is dormant, rep1's not.
+    api.get("rep1", "/api/v1/customers?limit=1").await;
+    let dormant = api.get("auditor", "/api/v1/reports/dormant?days=30").await;
+    assert_eq!(dormant.status, 200, "[{name}] {}", dormant.text);
+    let dormant: BTreeSet<(String, String)> = dormant.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["username"].as_str().unwrap().to_owned(),
+                i["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        dormant.contains(&("rep3".to_owned(), "Sales Rep".to_owned())),
+        "[{name}] {dormant:?}"
+    );
+    assert!(
+        !dormant.contains(&("rep1".to_owned(), "Sales Rep".to_owned())),
+        "[{name}] {dormant:?}"
+    );
+
+    // Nobody is Finance and Sales Rep in the demo; give rep4 Finance and the default rule finds it.
+    let sod = api.get("auditor", "/api/v1/reports/sod").await;
+    assert_eq!(sod.body["items"], json!([]), "[{name}] {}", sod.text);
+    let given = api
+        .patch(
+            "admin",
+            "/api/v1/users/rep4",
+            json!({"roles": ["Sales Rep", "Finance"]}),
+        )
+        .await;
+    assert_eq!(given.status, 200, "[{name}] {}", given.text);
+    let sod = api.get("auditor", "/api/v1/reports/sod").await;
+    assert_eq!(
+        sod.body["items"],
+        json!([{"username": "rep4", "roles": ["Finance", "Sales Rep"]}])
+    );
+    let sod = api
+        .get(
+            "auditor",
+            "/api/v1/reports/sod?rules=Administrator%7CAuditor,Sales%20Rep%7CFinance",
+        )
+        .await;
+    assert_eq!(
+        sod.body["items"],
+        json!([{"username": "rep4", "roles": ["Sales Rep", "Finance"]}]),
+        "[{name}] {}",
+        sod.text
+    );
+    assert_eq!(
+        api.get("auditor", "/api/v1/reports/sod?rules=Finance")
+            .await
+            .field(),
+        "rules"
+    );
+}
