@@ -185,7 +185,7 @@ impl Warden {
                     ServiceError::AccessDenied(denial) => denial.code().to_owned(),
                     other => other.to_string(),
                 };
-                match self.log_now(&[entry]).await {
+                match self.log_now(vec![entry]).await {
                     Ok(()) => Err(refusal),
                     Err(failure) => Err(failure),
                 }

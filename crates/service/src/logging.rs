@@ -5,9 +5,14 @@
 //!
 //! The log holds field *names*, never values: a read lists the sensitive fields whose values
 //! were returned in full (masked ones are named in `detail`).
+//!
+//! Reads and refusals of concurrent requests are committed together (group commit, see
+//! [`ReadLog`]): one transaction and one disk flush for every request waiting, each request
+//! answered only once its entries are committed.
 
+use tokio::sync::{mpsc, oneshot};
 use warden_policy::{Action, FieldAccess, ObjectType};
-use warden_store::{AccessEntry, Tx};
+use warden_store::{AccessEntry, Store, Tx};
 
 use crate::records::RecordView;
 use crate::{Result, ServiceError, Subject, Warden};
@@ -51,16 +56,85 @@ fn read_entry(subject: &Subject, view: &RecordView, how: &str) -> AccessEntry {
     e
 }
 
+/// Entries of one request waiting to be committed, and who to tell.
+struct Pending {
+    entries: Vec<AccessEntry>,
+    done: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// The most entries committed in one group (a list page has at most 200).
+const MAX_GROUP: usize = 1000;
+
+/// The writer of entries that are not part of a write transaction: one task takes every
+/// request waiting, appends their entries in one transaction, and answers each with the
+/// outcome. While it writes, the next requests queue and form the next group: under load one
+/// flush serves many reads, alone a read waits for its own.
+#[derive(Debug, Clone)]
+pub(crate) struct ReadLog {
+    sender: mpsc::UnboundedSender<Pending>,
+}
+
+impl ReadLog {
+    /// Starts the writer task on the current runtime.
+    pub(crate) fn start(store: Store) -> ReadLog {
+        let (sender, mut receiver) = mpsc::unbounded_channel::<Pending>();
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                let mut count = first.entries.len();
+                let mut group = vec![first];
+                while count < MAX_GROUP {
+                    match receiver.try_recv() {
+                        Ok(next) => {
+                            count += next.entries.len();
+                            group.push(next);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let entries: Vec<AccessEntry> = group
+                    .iter_mut()
+                    .flat_map(|p| std::mem::take(&mut p.entries))
+                    .collect();
+                let outcome = append_committed(&store, &entries)
+                    .await
+                    .map_err(|e| e.to_string());
+                for pending in group {
+                    // A request that gave up waiting has nobody to tell.
+                    let _ = pending.done.send(outcome.clone());
+                }
+            }
+        });
+        ReadLog { sender }
+    }
+
+    /// Appends `entries`; returns once they are committed (or failed to be).
+    async fn append(&self, entries: Vec<AccessEntry>) -> Result<()> {
+        let failed =
+            |why: String| ServiceError::Internal(format!("the access log was not written: {why}"));
+        let (done, outcome) = oneshot::channel();
+        self.sender
+            .send(Pending { entries, done })
+            .map_err(|_| failed("its writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| failed("its writer has stopped".into()))?
+            .map_err(failed)
+    }
+}
+
+async fn append_committed(store: &Store, entries: &[AccessEntry]) -> warden_store::Result<()> {
+    let mut tx = store.begin().await?;
+    tx.append_accesses(entries).await?;
+    tx.commit().await
+}
+
 impl Warden {
-    /// Appends one entry in a transaction of its own, committed before this returns.
-    pub(crate) async fn log_now(&self, entries: &[AccessEntry]) -> Result<()> {
+    /// Appends entries outside any write of the request, committed before this returns.
+    pub(crate) async fn log_now(&self, entries: Vec<AccessEntry>) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.begin().await?;
-        tx.append_accesses(entries).await?;
-        tx.commit().await?;
-        Ok(())
+        self.read_log.append(entries).await
     }
 
     /// Records the reads of `views`, one entry per record (`how`: `list`, or empty for a
@@ -75,7 +149,7 @@ impl Warden {
             .iter()
             .map(|view| read_entry(subject, view, how))
             .collect();
-        self.log_now(&entries).await
+        self.log_now(entries).await
     }
 
     /// Records a refused attempt on a record (403 or 404) and hands the refusal back — or, when
@@ -93,7 +167,7 @@ impl Warden {
         e.record_id = id;
         e.outcome = "denied".to_owned();
         e.detail = refusal.to_string();
-        match self.log_now(&[e]).await {
+        match self.log_now(vec![e]).await {
             Ok(()) => refusal,
             Err(failure) => failure,
         }
