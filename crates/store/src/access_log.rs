@@ -552,6 +552,24 @@ impl Tx {
     }
 }
 
+/// An entry for an operator command (`warden audit archive`, `warden keys rotate`): no user
+/// is signed in, so the actor is the command line.
+pub(crate) fn operator_entry(action: &str, now: Timestamp, detail: String) -> AccessEntry {
+    AccessEntry {
+        id: 0,
+        at: now,
+        actor_id: None,
+        actor: "(command line)".to_owned(),
+        action: action.to_owned(),
+        object: None,
+        record_id: None,
+        fields: Vec::new(),
+        client: None,
+        outcome: "ok".to_owned(),
+        detail,
+    }
+}
+
 /// What to read of the log; every part optional. Entries come in id order, after `after`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccessQuery {
@@ -937,8 +955,8 @@ impl Store {
         Ok(report)
     }
 
-    /// Moves the entries written before `before` (the longest prefix of the chain whose last
-    /// entry is older) into a signed archive file `out`, then deletes them and moves the
+    /// Moves the entries written before `before` (the longest prefix of the chain older than
+    /// it) into a signed archive file `out`, then deletes them and moves the
     /// anchor to the last one, so the rest still verifies. The archived part is checked as it
     /// is written; the file is complete on disk before anything is deleted.
     pub async fn archive_access_log(
@@ -954,10 +972,21 @@ impl Store {
         let anchor_id: i64 = row.try_get(0)?;
         let anchor_hex: String = row.try_get(1)?;
         let anchor = decode_hash(&anchor_hex).ok_or_else(|| corrupt_head("bad anchor"))?;
-        let cut: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM access_log WHERE at < $1")
-            .bind(before)
-            .fetch_one(&self.pool)
-            .await?;
+        // The longest prefix older than `before`: it ends just before the first later entry.
+        let first_later: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(id) FROM access_log WHERE id > $1 AND at >= $2")
+                .bind(anchor_id)
+                .bind(before)
+                .fetch_one(&self.pool)
+                .await?;
+        let cut: Option<i64> = match first_later {
+            Some(first) => Some(first - 1),
+            None => {
+                sqlx::query_scalar("SELECT MAX(id) FROM access_log")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
         let Some(cut) = cut.filter(|c| *c > anchor_id) else {
             return Ok(None);
         };
@@ -1054,6 +1083,13 @@ impl Store {
             cut,
             &walker.prev,
         )
+        .await?;
+        // The archival itself is recorded, after the anchor it leaves.
+        tx.append_access(&operator_entry(
+            "audit.archive",
+            now,
+            format!("entries {} to {cut} into {}", anchor_id + 1, out.display()),
+        ))
         .await?;
         tx.commit().await?;
         Ok(Some(ArchiveSummary {

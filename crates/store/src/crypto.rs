@@ -570,6 +570,24 @@ impl Store {
                 return Err(StoreError::Conflict);
             }
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let detail = format!(
+            "{} data keys re-wrapped; master key {} -> {}",
+            updates.len(),
+            old_master.fingerprint(),
+            new.fingerprint()
+        );
+        if !updates.is_empty() {
+            tx.append_access(&crate::access_log::operator_entry(
+                "keys.rotate",
+                now,
+                detail,
+            ))
+            .await?;
+        }
         // The access log's signatures follow the master key, in the same transaction.
         crate::access_log::resign(&mut tx, &old_master, new).await?;
         tx.commit().await?;

@@ -193,7 +193,11 @@ fn archival_keeps_the_rest_verifiable_and_the_archive_is_signed() {
         assert_eq!((summary.first_id, summary.last_id), (1, 1200));
         let report = store.verify_access_log().await.unwrap();
         assert_eq!(report.problem, None);
-        assert_eq!((report.anchor_id, report.entries), (1200, 300));
+        assert_eq!(
+            (report.anchor_id, report.entries),
+            (1200, 301),
+            "the rest, and the archival's own entry"
+        );
         append(&store, 2000, 10).await;
         assert_eq!(
             problem(&store).await,

@@ -395,6 +395,34 @@ pub async fn tampering(server: &Server, db: Db<'_>) {
         200
     );
     assert!(verify(&db).await.0);
+
+    // Retention: everything so far into a signed archive; the rest still verifies.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("log.jsonl");
+    let file_arg = file.display().to_string();
+    let mut args = vec!["archive".to_owned()];
+    args.extend(db.args());
+    args.extend([
+        "--before".into(),
+        "2999-01-01".into(),
+        "--out".into(),
+        file_arg.clone(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, text) = warden_audit(&args).await;
+    assert!(ok && text.contains("Archived"), "[{name}] {text}");
+    assert_eq!(
+        api.get("rep1", "/api/v1/customers?limit=5").await.status,
+        200
+    );
+    let (ok, text) = verify(&db).await;
+    assert!(ok, "[{name}] after archival: {text}");
+    let (ok, text) = warden_audit(&["verify", "--archive", &file_arg]).await;
+    assert!(ok && text.contains("is intact"), "[{name}] {text}");
+    let archived = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, archived.replacen("\"rep1\"", "\"rep3\"", 1)).unwrap();
+    let (ok, text) = warden_audit(&["verify", "--archive", &file_arg]).await;
+    assert!(!ok && text.contains("NOT intact"), "[{name}] {text}");
 }
 
 /// A request whose log entry cannot be written fails, and returns no data.
