@@ -14,6 +14,7 @@ mod error;
 mod json;
 mod openapi;
 mod records;
+mod reviews;
 mod security;
 
 use std::future::Future;
@@ -73,6 +74,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
         .merge(audit::router())
         .merge(approvals::router())
         .merge(records::router())
+        .merge(reviews::router())
         .merge(openapi::router());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

@@ -34,12 +34,14 @@ impl Modify for BearerAuth {
         crate::approvals::list, crate::approvals::get_one, crate::approvals::approve, crate::approvals::reject, crate::approvals::withdraw,
         crate::approvals::list_policies, crate::approvals::create_policy, crate::approvals::put_policy, crate::approvals::delete_policy,
         crate::approvals::put_four_eyes,
+        crate::reviews::open, crate::reviews::items, crate::reviews::decide, crate::reviews::close, crate::reviews::evidence,
+        crate::reviews::privileged, crate::reviews::dormant, crate::reviews::sod,
         crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
         crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
         crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"), (name = "approvals"))
+    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"), (name = "approvals"), (name = "reviews"))
 )]
 struct ApiDoc;
 

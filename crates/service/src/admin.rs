@@ -10,6 +10,7 @@ use warden_store::{NewUser, RoleRow, UserChanges, UserRow};
 use crate::approvals::Outcome;
 use crate::auth::hash_password;
 use crate::four_eyes::{Created, OrgChange};
+use crate::logging::log_change;
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A user as the admin API shows it.
@@ -357,6 +358,15 @@ impl Warden {
             tx.set_person(id, Some(&validate_name("person", person, 100)?))
                 .await?;
         }
+        let role_names: Vec<&str> = input.roles.iter().map(|(r, _)| r.as_str()).collect();
+        log_change(
+            &mut tx,
+            subject,
+            "user.create",
+            &["unit", "manager", "roles", "password"],
+            format!("user {username}; roles: {}", role_names.join(", ")),
+        )
+        .await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         self.fresh_user_view(&username).await
@@ -439,6 +449,27 @@ impl Warden {
         if let Some(person) = &update.person {
             tx.set_person(target, person.as_deref()).await?;
         }
+        let changed: Vec<&str> = [
+            ("display_name", update.display_name.is_some()),
+            ("unit", update.unit.is_some()),
+            ("manager", update.manager.is_some()),
+            ("roles", roles.is_some()),
+            ("disabled", update.disabled.is_some()),
+            ("password", hash.is_some()),
+            ("person", update.person.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        let mut detail = format!("user {username}");
+        if let Some(roles) = &update.roles {
+            let names: Vec<&str> = roles.iter().map(|(r, _)| r.as_str()).collect();
+            detail.push_str(&format!("; roles: {}", names.join(", ")));
+        }
+        if let Some(disabled) = update.disabled {
+            detail.push_str(&format!("; disabled: {disabled}"));
+        }
+        log_change(&mut tx, subject, "user.update", &changed, detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         Ok(Outcome::Done(self.fresh_user_view(username).await?))
@@ -557,6 +588,8 @@ impl Warden {
             .insert_unit(&name, parent_id, subject.now)
             .await
             .map_err(taken(format!("a unit named `{name}` exists")))?;
+        let detail = format!("unit {name}; parent: {}", parent.unwrap_or(""));
+        log_change(&mut tx, subject, "unit.create", &["name", "parent"], detail).await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         Ok(UnitView {
@@ -606,6 +639,18 @@ impl Warden {
         };
         let mut tx = self.store.begin().await?;
         tx.update_unit(id, new_name.as_deref(), parent_id).await?;
+        let changed: Vec<&str> = [("name", new_name.is_some()), ("parent", parent.is_some())]
+            .into_iter()
+            .filter_map(|(field, changed)| changed.then_some(field))
+            .collect();
+        log_change(
+            &mut tx,
+            subject,
+            "unit.update",
+            &changed,
+            format!("unit {name}"),
+        )
+        .await?;
         tx.bump_epoch().await?;
         tx.commit().await?;
         let units = self.list_units(subject).await?;

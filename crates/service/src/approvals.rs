@@ -270,6 +270,21 @@ async fn record_event(
     .await?;
     tx.enqueue_webhook(&webhook_body(row, event, actor.1, now), now)
         .await?;
+    // The access log records every step too, in the same transaction (identifiers only).
+    tx.append_access(&warden_store::AccessEntry {
+        id: 0,
+        at: now,
+        actor_id: actor.0,
+        actor: actor.1.to_owned(),
+        action: format!("approval.{event}"),
+        object: row.object,
+        record_id: row.record_id,
+        fields: Vec::new(),
+        client: None,
+        outcome: "ok".to_owned(),
+        detail: format!("request {} ({}): {}", row.id, row.operation, row.summary),
+    })
+    .await?;
     Ok(())
 }
 
@@ -858,7 +873,7 @@ impl Warden {
                             .await?
                     }
                 };
-                apply_change(tx, planned.object, &planned.change, approver.now).await?;
+                apply_change(tx, &requester, planned.object, &planned.change).await?;
                 Ok(())
             }
             _ => self.apply_organisation_change(tx, approver, row).await,

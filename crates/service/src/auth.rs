@@ -13,7 +13,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use warden_policy::access::AccessDenial;
 use warden_policy::{Permission, Snapshot, Timestamp, UserId};
-use warden_store::{address_key, user_key};
+use warden_store::{address_key, user_key, AccessEntry};
 
 use crate::{Result, ServiceError, Warden};
 
@@ -165,7 +165,35 @@ impl Warden {
     /// opens a session. Every failure of an unknown user, a wrong password, a wrong code
     /// counts against the username and the client address alike, and a locked key refuses
     /// even the right password: nothing here tells whether a user exists.
+    ///
+    /// Every login is written to the access log with the client's address: a success in the
+    /// transaction that opens the session, a refusal before it is answered.
     pub async fn login(
+        &self,
+        request: &LoginRequest,
+        client: IpAddr,
+        now: Timestamp,
+    ) -> Result<LoginOutcome> {
+        match self.try_login(request, client, now).await {
+            Ok(outcome) => Ok(outcome),
+            // A failure inside is not a refusal of the user: it is answered as it is.
+            Err(error @ ServiceError::Internal(_)) => Err(error),
+            Err(refusal) => {
+                let mut entry = login_entry(&request.username, None, client, now);
+                entry.outcome = "denied".to_owned();
+                entry.detail = match &refusal {
+                    ServiceError::AccessDenied(denial) => denial.code().to_owned(),
+                    other => other.to_string(),
+                };
+                match self.log_now(vec![entry]).await {
+                    Ok(()) => Err(refusal),
+                    Err(failure) => Err(failure),
+                }
+            }
+        }
+    }
+
+    async fn try_login(
         &self,
         request: &LoginRequest,
         client: IpAddr,
@@ -206,6 +234,8 @@ impl Warden {
         let expires_at = now + self.config.session_lifetime_ms;
         let mut tx = self.store.begin().await?;
         tx.insert_session(&token_hash(&token), user, "login", now, expires_at)
+            .await?;
+        tx.append_access(&login_entry(&request.username, Some(user), client, now))
             .await?;
         tx.commit().await?;
         Ok(LoginOutcome {
@@ -266,8 +296,32 @@ impl Warden {
     pub async fn logout(&self, subject: &Subject) -> Result<()> {
         let mut tx = self.store.begin().await?;
         tx.delete_session(&subject.session_hash).await?;
+        tx.append_access(&crate::logging::entry(subject, "logout"))
+            .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// The log entry of a login attempt (for a refusal, the username as given).
+fn login_entry(
+    username: &str,
+    user: Option<UserId>,
+    client: IpAddr,
+    now: Timestamp,
+) -> AccessEntry {
+    AccessEntry {
+        id: 0,
+        at: now,
+        actor_id: user,
+        actor: username.chars().take(200).collect(),
+        action: "login".to_owned(),
+        object: None,
+        record_id: None,
+        fields: Vec::new(),
+        client: Some(client.to_string()),
+        outcome: "ok".to_owned(),
+        detail: String::new(),
     }
 }
 

@@ -320,11 +320,19 @@ fn role_from_json(v: &Json) -> Result<RoleInput> {
 }
 
 /// Writes one change in `tx` and bumps the permission epoch with it.
-async fn write_change(
-    tx: &mut Tx,
-    change: &OrgChange,
-    now: warden_policy::Timestamp,
-) -> Result<Created> {
+///
+/// The change is logged in the same transaction, as made by `subject` (for an approved change,
+/// its requester; the approval's own events say who approved).
+async fn write_change(tx: &mut Tx, subject: &Subject, change: &OrgChange) -> Result<Created> {
+    let now = subject.now;
+    crate::logging::log_change(
+        tx,
+        subject,
+        change.operation(),
+        &[],
+        change.summary(&subject.username),
+    )
+    .await?;
     let taken = |what: String| {
         move |e: warden_store::StoreError| match e {
             warden_store::StoreError::Duplicate(_) => ServiceError::Conflict(what),
@@ -415,7 +423,7 @@ impl Warden {
         let waits = snapshot.four_eyes() && change != OrgChange::SetFourEyes(true);
         if !waits {
             let mut tx = self.store.begin().await?;
-            let created = write_change(&mut tx, &change, subject.now).await?;
+            let created = write_change(&mut tx, subject, &change).await?;
             tx.commit().await?;
             return Ok(Outcome::Done(created));
         }
@@ -503,7 +511,7 @@ impl Warden {
             }
             _ => {}
         }
-        write_change(tx, &change, approver.now).await?;
+        write_change(tx, &requester, &change).await?;
         Ok(())
     }
 }

@@ -18,7 +18,9 @@ pub mod demo;
 mod error;
 mod explain;
 mod four_eyes;
+mod logging;
 mod records;
+mod reviews;
 mod security;
 mod state;
 mod whatif;
@@ -30,10 +32,15 @@ pub use approval_policies::{
 pub use approvals::{
     ApprovalRole, ApprovalView, EventView, Outcome, ProposedField, StepView, PENDING,
 };
+pub use audit::{AuditFilter, AuditPage, MAX_AUDIT_PAGE};
 pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};
 pub use records::{ListQuery, Page, RecordInput, RecordView};
+pub use reviews::{
+    CampaignInput, CampaignView, DormantGrant, PrivilegedAccount, ReviewScope, SodConflict,
+    DEFAULT_SOD_RULES,
+};
 pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };

@@ -8,6 +8,7 @@ use warden_policy::{
 use warden_store::{AccessEntry, NewRecord, Record, RecordChanges, StoreError, Tx};
 
 use crate::approvals::Outcome;
+use crate::logging::{entry, log_write};
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// A record as the caller may see it, with names resolved for display.
@@ -293,8 +294,10 @@ impl Warden {
             .store
             .list_records_matching(object, &filter, &matching, after, limit)
             .await?;
+        let items: Vec<RecordView> = page.items.into_iter().map(|r| view(subject, r)).collect();
+        self.log_reads(subject, &items, "list").await?;
         Ok(Page {
-            items: page.items.into_iter().map(|r| view(subject, r)).collect(),
+            items,
             next_cursor: page.next_cursor.map(|id| id.to_string()),
         })
     }
@@ -307,16 +310,20 @@ impl Warden {
         id: i64,
     ) -> Result<RecordView> {
         let record = self.readable(subject, object, id).await?;
-        Ok(view(subject, record))
+        let view = view(subject, record);
+        self.log_reads(subject, std::slice::from_ref(&view), "")
+            .await?;
+        Ok(view)
     }
 
-    /// The record, if it exists and the subject may read it; 404 otherwise.
+    /// The record, if it exists and the subject may read it; 404 otherwise (logged).
     async fn readable(&self, subject: &Subject, object: ObjectType, id: i64) -> Result<Record> {
-        let record = self
-            .store
-            .get_record(object, id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
+        let Some(record) = self.store.get_record(object, id).await? else {
+            let refusal = ServiceError::NotFound;
+            return Err(self
+                .log_denied(subject, Action::Read, object, Some(id), refusal)
+                .await);
+        };
         let decision = subject.snapshot.check(
             subject.user,
             Action::Read,
@@ -327,7 +334,10 @@ impl Warden {
         if decision.is_allowed() {
             Ok(record)
         } else {
-            Err(ServiceError::NotFound)
+            let refusal = ServiceError::NotFound;
+            Err(self
+                .log_denied(subject, Action::Read, object, Some(id), refusal)
+                .await)
         }
     }
 
@@ -406,7 +416,7 @@ impl Warden {
             return Ok(Outcome::Pending(Box::new(approval)));
         }
         let mut tx = self.store.begin().await?;
-        let record = apply_change(&mut tx, planned.object, &planned.change, subject.now).await?;
+        let record = apply_change(&mut tx, subject, planned.object, &planned.change).await?;
         tx.commit().await?;
         // A delete answers with the record as it was (the caller sees only that it is gone).
         let shown = record.or(planned.before).ok_or(ServiceError::NotFound)?;
@@ -468,7 +478,10 @@ impl Warden {
             subject.now,
         );
         if !decision.is_allowed() {
-            return Err(forbidden(decision, Action::Create, object));
+            let refusal = forbidden(decision, Action::Create, object);
+            return Err(self
+                .log_denied(subject, Action::Create, object, None, refusal)
+                .await);
         }
         let writable = subject.snapshot.field_levels(
             subject.user,
@@ -518,7 +531,10 @@ impl Warden {
             subject.now,
         );
         if !decision.is_allowed() {
-            return Err(forbidden(decision, Action::Update, object));
+            let refusal = forbidden(decision, Action::Update, object);
+            return Err(self
+                .log_denied(subject, Action::Update, object, Some(id), refusal)
+                .await);
         }
         let version = version.ok_or_else(|| {
             ServiceError::invalid("version", "is required: send the version you read")
@@ -559,10 +575,13 @@ impl Warden {
                     subject.now,
                 );
                 if !decision.is_allowed() {
-                    return Err(ServiceError::Forbidden(format!(
+                    let refusal = ServiceError::Forbidden(format!(
                         "you may not hand this {} to that owner: it would be outside your update scope",
                         singular(object)
-                    )));
+                    ));
+                    return Err(self
+                        .log_denied(subject, Action::Update, object, Some(id), refusal)
+                        .await);
                 }
                 changes.owner = Some(owner);
                 changes.unit = Some(unit);
@@ -605,7 +624,10 @@ impl Warden {
             subject.now,
         );
         if !decision.is_allowed() {
-            return Err(forbidden(decision, Action::Delete, object));
+            let refusal = forbidden(decision, Action::Delete, object);
+            return Err(self
+                .log_denied(subject, Action::Delete, object, Some(id), refusal)
+                .await);
         }
         if version.is_some_and(|v| v != record.version) {
             return Err(StoreError::Conflict.into());
@@ -679,13 +701,41 @@ pub(crate) enum Change {
 
 /// Writes a planned change in `tx`: the new or updated record, or none for a delete. A record
 /// changed since it was planned is a conflict (optimistic `version`).
+///
+/// The write is logged in the same transaction, by `subject` (for an approved change: its
+/// requester), with the fields written.
 pub(crate) async fn apply_change(
     tx: &mut Tx,
+    subject: &Subject,
     object: ObjectType,
     change: &Change,
-    now: warden_policy::Timestamp,
 ) -> Result<Option<Record>> {
-    Ok(match change {
+    let now = subject.now;
+    let names = schema(object).fields;
+    let (action, id, written): (Action, Option<i64>, Vec<&str>) = match change {
+        Change::Create(new) => (
+            Action::Create,
+            None,
+            new.values
+                .iter()
+                .zip(names)
+                .filter(|(value, _)| **value != Value::Null)
+                .map(|(_, def)| def.name)
+                .collect(),
+        ),
+        Change::Update { id, changes, .. } => (
+            Action::Update,
+            Some(*id),
+            changes
+                .values
+                .iter()
+                .filter_map(|(index, _)| names.get(*index).map(|def| def.name))
+                .chain(changes.owner.map(|_| "owner"))
+                .collect(),
+        ),
+        Change::Delete { id, .. } => (Action::Delete, Some(*id), Vec::new()),
+    };
+    let record = match change {
         Change::Create(new) => Some(tx.insert_record(object, new, now).await.map_err(|e| {
             match e {
                 // The customer was deleted between the check and the insert.
@@ -707,7 +757,10 @@ pub(crate) async fn apply_change(
             tx.delete_record(object, *id, *version).await?;
             None
         }
-    })
+    };
+    let id = record.as_ref().map(|r| r.id).or(id).unwrap_or_default();
+    log_write(tx, subject, action, object, id, written).await?;
+    Ok(record)
 }
 
 impl Warden {
@@ -744,16 +797,11 @@ impl Warden {
         }
         let mut tx = self.store.begin().await?;
         tx.append_access(&AccessEntry {
-            id: 0,
-            at: subject.now,
-            actor_id: Some(subject.user),
-            actor: subject.username.clone(),
-            action: "reveal".to_owned(),
             object: Some(object),
             record_id: Some(id),
             fields: vec![field.to_owned()],
-            client: Some(subject.client.to_string()),
             detail: format!("{level} access"),
+            ..entry(subject, "reveal")
         })
         .await?;
         tx.commit().await?;

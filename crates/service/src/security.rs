@@ -13,6 +13,7 @@ use warden_policy::{AccessOwner, Permission, RoleId, Timestamp, UserId};
 use warden_store::{user_key, ApiTokenRow, TotpState};
 
 use crate::auth::{hash_password, hex_string, new_token, token_hash, verify_password_blocking};
+use crate::logging::log_change;
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// The shortest password accepted.
@@ -200,6 +201,8 @@ impl Warden {
             .await?;
         tx.delete_other_sessions(subject.user, &subject.session_hash)
             .await?;
+        let detail = format!("user {}", subject.username);
+        log_change(&mut tx, subject, "password.change", &["password"], detail).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -218,6 +221,8 @@ impl Warden {
         let uri = totp(&secret, &subject.username)?.get_url();
         let mut tx = self.store.begin().await?;
         tx.set_totp_pending(subject.user, &secret).await?;
+        let detail = format!("user {}", subject.username);
+        log_change(&mut tx, subject, "mfa.enrol", &["totp"], detail).await?;
         tx.commit().await?;
         Ok(TotpEnrolment {
             secret,
@@ -247,6 +252,8 @@ impl Warden {
             .collect();
         let mut tx = self.store.begin().await?;
         tx.enable_totp(subject.user, step, &hashes).await?;
+        let detail = format!("user {}", subject.username);
+        log_change(&mut tx, subject, "mfa.confirm", &["totp"], detail).await?;
         // The snapshot knows who has a second factor (roles may require one).
         tx.bump_epoch().await?;
         tx.commit().await?;
@@ -277,6 +284,8 @@ impl Warden {
         let mut tx = self.store.begin().await?;
         tx.insert_api_token(&hash, subject.user, name, subject.now, expires_at)
             .await?;
+        let detail = format!("token {} ({name})", &hash[..16.min(hash.len())]);
+        log_change(&mut tx, subject, "token.create", &["token"], detail).await?;
         tx.commit().await?;
         Ok(NewApiToken {
             token,
@@ -299,6 +308,10 @@ impl Warden {
     pub async fn revoke_api_token(&self, subject: &Subject, id: &str) -> Result<()> {
         let mut tx = self.store.begin().await?;
         let revoked = tx.revoke_api_token(subject.user, id).await?;
+        if revoked {
+            let detail = format!("token {id}");
+            log_change(&mut tx, subject, "token.revoke", &["token"], detail).await?;
+        }
         tx.commit().await?;
         if revoked {
             Ok(())
@@ -314,6 +327,11 @@ impl Warden {
             .snapshot
             .user_by_name(username)
             .ok_or(ServiceError::NotFound)?;
+        // The unlock is recorded before it is done: if the log cannot be written, it is not.
+        let mut tx = self.store.begin().await?;
+        let detail = format!("user {username}");
+        log_change(&mut tx, subject, "user.unlock", &["lock"], detail).await?;
+        tx.commit().await?;
         self.store.clear_throttle(&user_key(username)).await?;
         Ok(())
     }

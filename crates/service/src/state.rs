@@ -51,6 +51,8 @@ impl Default for Config {
 pub struct Warden {
     pub(crate) store: Store,
     pub(crate) config: Config,
+    /// The group-committing writer of read and refusal entries.
+    pub(crate) read_log: crate::logging::ReadLog,
     snapshot: Arc<RwLock<Arc<Snapshot>>>,
     reload: Arc<tokio::sync::Mutex<()>>,
 }
@@ -64,10 +66,12 @@ impl std::fmt::Debug for Warden {
 }
 
 impl Warden {
-    /// Loads the current snapshot and wraps the store.
+    /// Loads the current snapshot and wraps the store; starts the access log's writer task on
+    /// the current runtime.
     pub async fn new(store: Store, config: Config) -> Result<Warden> {
         let snapshot = load_snapshot(&store).await?;
         Ok(Warden {
+            read_log: crate::logging::ReadLog::start(store.clone()),
             store,
             config,
             snapshot: Arc::new(RwLock::new(Arc::new(snapshot))),

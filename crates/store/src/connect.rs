@@ -101,6 +101,7 @@ impl Store {
         master: &MasterKey,
     ) -> Result<Store> {
         let keys = Arc::new(Keys::open(&pool, master).await?);
+        crate::access_log::seal_legacy(&pool, &keys).await?;
         Ok(Store {
             pool,
             backend,

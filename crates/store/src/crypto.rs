@@ -216,6 +216,11 @@ async fn stored_fingerprints(pool: &AnyPool) -> Result<Vec<String>> {
 }
 
 impl Keys {
+    /// The master key in use (the access log derives its signing key from it).
+    pub(crate) fn master(&self) -> MasterKey {
+        self.read().master.clone()
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Keyring> {
         self.0
             .read()
@@ -536,6 +541,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let rows = key_rows(&mut *tx.tx).await?;
         let mut updates = Vec::new();
+        let old_master = self.keys.master();
         {
             let ring = self.keys.read();
             for row in &rows {
@@ -565,6 +571,26 @@ impl Store {
                 return Err(StoreError::Conflict);
             }
         }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let detail = format!(
+            "{} data keys re-wrapped; master key {} -> {}",
+            updates.len(),
+            old_master.fingerprint(),
+            new.fingerprint()
+        );
+        if !updates.is_empty() {
+            tx.append_access(&crate::access_log::operator_entry(
+                "keys.rotate",
+                now,
+                detail,
+            ))
+            .await?;
+        }
+        // The access log's signatures follow the master key, in the same transaction.
+        crate::access_log::resign(&mut tx, &old_master, new).await?;
         tx.commit().await?;
         self.keys.write().master = new.clone();
         Ok(updates.len())

@@ -4,7 +4,7 @@
 //! as a [`warden_policy::Model`] for the engine, and turns the engine's
 //! [`warden_policy::RecordFilter`] into a `WHERE` clause so that lists are filtered in the
 //! database. Every write happens inside a [`Tx`] so the service can bump the permission epoch
-//! (and, later, append to the access log) in the same transaction as the change.
+//! and append to the access log in the same transaction as the change.
 //!
 //! SQL is written once with `$N` placeholders, which both SQLite and PostgreSQL accept; where
 //! the dialects differ (id columns, JSON set membership) the [`Backend`] says which to use,
@@ -21,6 +21,7 @@ mod error;
 pub mod keys;
 mod org;
 mod records;
+mod reviews;
 mod security;
 mod sessions;
 mod sql;
@@ -28,7 +29,10 @@ mod stats;
 #[doc(hidden)]
 pub mod testing;
 
-pub use access_log::AccessEntry;
+pub use access_log::{
+    verify_archive, AccessEntry, AccessQuery, ArchiveError, ArchiveSummary, ChainProblem,
+    ChainReport, CHECKPOINT_EVERY,
+};
 pub use approvals::{
     criteria_from_json, criteria_to_json, policy_from_json, policy_to_json, value_from_json,
     value_to_json, ApprovalEvent, ApprovalListing, ApprovalPolicyRow, ApprovalRow, ApprovalVote,
@@ -42,6 +46,7 @@ pub use datadir::{DataDirLock, LOCK_FILE};
 pub use error::StoreError;
 pub use org::{NewUser, RoleContents, RoleRow, UnitRow, UserChanges, UserRow};
 pub use records::{ListPage, ListPlan, NewRecord, Record, RecordChanges};
+pub use reviews::{CampaignRow, ReviewItemRow};
 pub use security::{
     address_key, rules_from_json, rules_to_json, user_key, ApiTokenRow, ThrottleState, TotpState,
 };

@@ -14,6 +14,8 @@ use warden_store::{
     ListPlan, NewRecord, NewUser, RecordChanges, RoleContents, Store, StoreError, UserChanges,
 };
 
+#[path = "store/access_log.rs"]
+mod access_log;
 #[path = "store/encryption.rs"]
 mod encryption;
 

@@ -1,7 +1,9 @@
 //! The `warden` command: `demo` seeds and serves the demo organisation, `serve` serves an
 //! existing database; `backup`, `restore` and `export` are in `backup_cmd`; `keys` rotates
-//! and inspects the encryption keys. Only argument handling and wiring live here.
+//! and inspects the encryption keys; `audit` verifies and archives the access log
+//! (`audit_cmd`). Only argument handling and wiring live here.
 
+mod audit_cmd;
 mod backup_cmd;
 
 use std::net::SocketAddr;
@@ -41,6 +43,10 @@ enum Command {
     /// The encryption keys: rotate the master key (and re-encrypt), or show their state.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The access log: verify its chain (`audit verify --data DIR`), archive old entries,
+    /// write a signed checkpoint.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -493,6 +499,7 @@ fn main() -> anyhow::Result<()> {
             Command::Export(args) => backup_cmd::export(args).await,
             Command::Keys(KeysCommand::Rotate(args)) => rotate(args).await,
             Command::Keys(KeysCommand::Status(args)) => status(args).await,
+            Command::Audit(command) => audit_cmd::run(command).await,
         }
     })
 }

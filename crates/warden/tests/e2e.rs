@@ -9,6 +9,8 @@
 
 #[path = "e2e/approvals.rs"]
 mod approvals;
+#[path = "e2e/audit.rs"]
+mod audit;
 #[path = "e2e/backup.rs"]
 mod backup;
 #[path = "e2e/fields.rs"]
@@ -134,4 +136,60 @@ async fn export_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reencryption_killed_and_resumed_on_sqlite() {
     keys::reencryption_killed_and_resumed().await;
+}
+
+/// The access log: what is logged, who reads it, tampering found by `warden audit verify`,
+/// and a log that cannot be written failing the request.
+#[tokio::test]
+async fn access_log_on_sqlite() {
+    let server =
+        Server::start_with_env(Backend::Sqlite, &[], &[("WARDEN_MASTER_KEY", audit::KEY)]).await;
+    audit::what_is_logged(&server).await;
+    let data = server.data_dir().to_owned();
+    audit::tampering(&server, audit::Db::Sqlite(&data)).await;
+    audit::a_log_failure_fails_the_request(&server, audit::Db::Sqlite(&data)).await;
+}
+
+#[tokio::test]
+async fn access_log_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("access_log_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start_with_env(
+        Backend::Postgres(url.clone()),
+        &[],
+        &[("WARDEN_MASTER_KEY", audit::KEY)],
+    )
+    .await;
+    audit::what_is_logged(&server).await;
+    audit::tampering(&server, audit::Db::Postgres(&url)).await;
+    audit::a_log_failure_fails_the_request(&server, audit::Db::Postgres(&url)).await;
+}
+
+/// Access reviews: a campaign whose revocation holds at close, on the next request.
+#[tokio::test]
+async fn access_reviews_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    audit::access_reviews(&server).await;
+    let server = Server::start(Backend::Sqlite).await;
+    audit::review_reports(&server).await;
+}
+
+#[tokio::test]
+async fn access_reviews_on_postgres() {
+    let Some(url) =
+        warden_store::testing::fresh_postgres_database("access_reviews_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    audit::access_reviews(&server).await;
+    let Some(url) =
+        warden_store::testing::fresh_postgres_database("review_reports_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    audit::review_reports(&server).await;
 }
