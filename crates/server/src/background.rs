@@ -1,5 +1,6 @@
 //! Work a server process does beside requests: expiring and escalating approval requests whose
-//! deadline passed, and delivering the webhook outbox (signed, retried with backoff). Every
+//! deadline passed, closing access reviews past their due date, and delivering the webhook
+//! outbox (signed, retried with backoff). Every
 //! step is a database transaction, so several server processes may run it at once.
 
 use std::time::Duration;
@@ -127,6 +128,9 @@ pub fn spawn(warden: Warden, webhook: Option<WebhookConfig>, every: Duration) {
             let now = crate::now_ms();
             if let Err(error) = warden.sweep_approvals(now).await {
                 tracing::warn!(%error, "approval deadlines not swept");
+            }
+            if let Err(error) = warden.close_due_campaigns(now).await {
+                tracing::warn!(%error, "access reviews past their due date not closed");
             }
             if let Some(config) = &webhook {
                 if let Err(error) = deliver_webhooks(&warden, &client, config, now).await {

@@ -208,6 +208,73 @@ impl Warden {
         self.campaign_view(campaign, None).await
     }
 
+    /// Closes every open campaign whose due date has passed at `now`, as the system: undecided
+    /// items follow each campaign's rule, revocations hold from the next request. Run by the
+    /// server's background sweep. Returns how many campaigns it closed.
+    pub async fn close_due_campaigns(&self, now: Timestamp) -> Result<usize> {
+        let mut closed = 0;
+        for campaign in self.store.due_campaigns(now).await? {
+            let snapshot = self.current_snapshot().await?;
+            let mut tx = self.store.begin().await?;
+            let items = match tx.close_campaign(campaign, now).await {
+                Ok(items) => items,
+                // Closed by someone else meanwhile.
+                Err(warden_store::StoreError::Conflict) => continue,
+                Err(other) => return Err(other.into()),
+            };
+            let system =
+                |action: &str, fields: Vec<String>, detail: String| warden_store::AccessEntry {
+                    id: 0,
+                    at: now,
+                    actor_id: None,
+                    actor: "warden".to_owned(),
+                    action: action.to_owned(),
+                    object: None,
+                    record_id: None,
+                    fields,
+                    client: None,
+                    outcome: "ok".to_owned(),
+                    detail,
+                };
+            let mut revoked = 0;
+            for item in items
+                .iter()
+                .filter(|i| i.outcome.as_deref() == Some("revoked"))
+            {
+                revoked += 1;
+                let user = snapshot
+                    .user(item.user)
+                    .map(|u| u.username().to_owned())
+                    .unwrap_or_default();
+                let role = snapshot.role_name(item.role).unwrap_or_default();
+                let how = if item.decision.is_some() {
+                    "decided"
+                } else {
+                    "undecided at the due date"
+                };
+                tx.append_access(&system(
+                    "review.revoke",
+                    vec!["roles".to_owned()],
+                    format!("campaign {campaign}: user {user}; role {role} revoked ({how})"),
+                ))
+                .await?;
+            }
+            tx.append_access(&system(
+                "review.close",
+                Vec::new(),
+                format!(
+                    "campaign {campaign}: due date passed; {} items, {revoked} revoked",
+                    items.len()
+                ),
+            ))
+            .await?;
+            tx.bump_epoch().await?;
+            tx.commit().await?;
+            closed += 1;
+        }
+        Ok(closed)
+    }
+
     /// A campaign with every item and decision: the evidence for auditors (needs
     /// `view_audit` or `manage_users`).
     pub async fn campaign_evidence(

@@ -1,6 +1,7 @@
 //! Approval deadlines with time passed in: a rep's delete left undecided escalates one superior
 //! up each time its deadline passes (supervisor1 → manager → admin), then expires; the
 //! webhook outbox holds one delivery per step; an escalated-away approver can no longer decide.
+//! Access reviews past their due date close by themselves.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -176,4 +177,73 @@ async fn a_request_nobody_can_approve_is_refused_up_front() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// An access review left undecided past its due date closes by itself with the campaign's
+/// rule: here "revoke", so rep2 loses the Sales Rep role and with it their customers, on the
+/// very next request; a decision to keep is honoured.
+#[tokio::test]
+async fn an_undecided_review_closes_at_its_due_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_dir(dir.path(), &MasterKey::generate())
+        .await
+        .unwrap();
+    demo::seed(&store, 20, PASSWORD, T0).await.unwrap();
+    let warden = Warden::new(store, Config::default()).await.unwrap();
+    let admin = subject(&warden, "admin", T0).await;
+    let campaign = warden
+        .open_campaign(
+            &admin,
+            warden_service::CampaignInput {
+                name: "Sales reps, quarterly".into(),
+                scope: warden_service::ReviewScope::Role("Sales Rep".into()),
+                due_at: T0 + 24 * HOUR,
+                revoke_undecided: true,
+            },
+        )
+        .await
+        .unwrap();
+    // supervisor1 keeps rep1; rep2 is left undecided.
+    let supervisor1 = subject(&warden, "supervisor1", T0).await;
+    let rep1_item = campaign
+        .items
+        .iter()
+        .find(|i| i.user == supervisor1.snapshot.user_by_name("rep1").unwrap().id())
+        .unwrap()
+        .id;
+    warden
+        .decide_review_item(
+            &supervisor1,
+            campaign.campaign.id,
+            rep1_item,
+            false,
+            "still selling",
+        )
+        .await
+        .unwrap();
+    assert_eq!(warden.close_due_campaigns(T0 + 23 * HOUR).await.unwrap(), 0);
+    let rep2 = subject(&warden, "rep2", T0 + 23 * HOUR).await;
+    assert!(!warden
+        .list_records(&rep2, ObjectType::Customers, None, Some(5))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(warden.close_due_campaigns(T0 + 25 * HOUR).await.unwrap(), 1);
+    // Closed once: the next sweep finds nothing.
+    assert_eq!(warden.close_due_campaigns(T0 + 26 * HOUR).await.unwrap(), 0);
+    let rep2 = subject(&warden, "rep2", T0 + 25 * HOUR).await;
+    assert!(warden
+        .list_records(&rep2, ObjectType::Customers, None, Some(5))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let rep1 = subject(&warden, "rep1", T0 + 25 * HOUR).await;
+    assert!(!warden
+        .list_records(&rep1, ObjectType::Customers, None, Some(5))
+        .await
+        .unwrap()
+        .items
+        .is_empty());
 }

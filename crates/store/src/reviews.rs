@@ -175,6 +175,16 @@ impl Tx {
 }
 
 impl Store {
+    /// Open campaigns whose due date has passed at `now`.
+    pub async fn due_campaigns(&self, now: Timestamp) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM review_campaigns WHERE state = 'open' AND due_at <= $1 ORDER BY id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// One campaign.
     pub async fn campaign(&self, id: i64) -> Result<Option<CampaignRow>> {
         let row = sqlx::query(
