@@ -5,7 +5,7 @@
 use warden_policy::{Permission, Timestamp, UserId};
 use warden_store::{CampaignRow, ReviewItemRow};
 
-use crate::logging::log_change;
+use crate::logging::{entry, log_change};
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// Whose assignments a campaign reviews.
@@ -166,45 +166,20 @@ impl Warden {
             .campaign(campaign)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        let mut tx = self.store.begin().await?;
-        let items = tx
-            .close_campaign(campaign, subject.now)
-            .await
-            .map_err(|e| match e {
-                warden_store::StoreError::Conflict => {
-                    ServiceError::Conflict("the campaign is closed already".into())
-                }
-                other => other.into(),
-            })?;
-        let snapshot = &subject.snapshot;
-        for item in items
-            .iter()
-            .filter(|i| i.outcome.as_deref() == Some("revoked"))
-        {
-            let user = snapshot
-                .user(item.user)
-                .map(|u| u.username().to_owned())
-                .unwrap_or_default();
-            let role = snapshot.role_name(item.role).unwrap_or_default();
-            let how = if item.decision.is_some() {
-                "decided"
-            } else {
-                "undecided at close"
-            };
-            let detail = format!("campaign {campaign}: user {user}; role {role} revoked ({how})");
-            log_change(&mut tx, subject, "review.revoke", &["roles"], detail).await?;
+        let closed = self
+            .close_and_log(
+                campaign,
+                subject.now,
+                &subject.snapshot,
+                entry(subject, ""),
+                "undecided at close",
+            )
+            .await?;
+        if !closed {
+            return Err(ServiceError::Conflict(
+                "the campaign is closed already".into(),
+            ));
         }
-        let revoked = items
-            .iter()
-            .filter(|i| i.outcome.as_deref() == Some("revoked"))
-            .count();
-        let detail = format!(
-            "campaign {campaign}: {} items, {revoked} revoked",
-            items.len()
-        );
-        log_change(&mut tx, subject, "review.close", &[], detail).await?;
-        tx.bump_epoch().await?;
-        tx.commit().await?;
         self.campaign_view(campaign, None).await
     }
 
@@ -215,64 +190,88 @@ impl Warden {
         let mut closed = 0;
         for campaign in self.store.due_campaigns(now).await? {
             let snapshot = self.current_snapshot().await?;
-            let mut tx = self.store.begin().await?;
-            let items = match tx.close_campaign(campaign, now).await {
-                Ok(items) => items,
-                // Closed by someone else meanwhile.
-                Err(warden_store::StoreError::Conflict) => continue,
-                Err(other) => return Err(other.into()),
+            let system = warden_store::AccessEntry {
+                id: 0,
+                at: now,
+                actor_id: None,
+                actor: "warden".to_owned(),
+                action: String::new(),
+                object: None,
+                record_id: None,
+                fields: Vec::new(),
+                client: None,
+                outcome: "ok".to_owned(),
+                detail: String::new(),
             };
-            let system =
-                |action: &str, fields: Vec<String>, detail: String| warden_store::AccessEntry {
-                    id: 0,
-                    at: now,
-                    actor_id: None,
-                    actor: "warden".to_owned(),
-                    action: action.to_owned(),
-                    object: None,
-                    record_id: None,
-                    fields,
-                    client: None,
-                    outcome: "ok".to_owned(),
-                    detail,
-                };
-            let mut revoked = 0;
-            for item in items
-                .iter()
-                .filter(|i| i.outcome.as_deref() == Some("revoked"))
+            // Closed by someone else meanwhile: nothing to count.
+            if self
+                .close_and_log(
+                    campaign,
+                    now,
+                    &snapshot,
+                    system,
+                    "undecided at the due date",
+                )
+                .await?
             {
-                revoked += 1;
-                let user = snapshot
-                    .user(item.user)
-                    .map(|u| u.username().to_owned())
-                    .unwrap_or_default();
-                let role = snapshot.role_name(item.role).unwrap_or_default();
-                let how = if item.decision.is_some() {
-                    "decided"
-                } else {
-                    "undecided at the due date"
-                };
-                tx.append_access(&system(
-                    "review.revoke",
-                    vec!["roles".to_owned()],
-                    format!("campaign {campaign}: user {user}; role {role} revoked ({how})"),
-                ))
-                .await?;
+                closed += 1;
             }
-            tx.append_access(&system(
-                "review.close",
-                Vec::new(),
-                format!(
-                    "campaign {campaign}: due date passed; {} items, {revoked} revoked",
-                    items.len()
-                ),
-            ))
-            .await?;
-            tx.bump_epoch().await?;
-            tx.commit().await?;
-            closed += 1;
         }
         Ok(closed)
+    }
+
+    /// Closes an open campaign in one transaction: outcomes, removal of revoked assignments,
+    /// one log entry per revocation and one for the closing (as `actor`, an entry whose action,
+    /// fields and detail are filled in here), and the epoch bump. False when it was not open.
+    async fn close_and_log(
+        &self,
+        campaign: i64,
+        now: Timestamp,
+        snapshot: &warden_policy::Snapshot,
+        actor: warden_store::AccessEntry,
+        undecided: &str,
+    ) -> Result<bool> {
+        let mut tx = self.store.begin().await?;
+        let items = match tx.close_campaign(campaign, now).await {
+            Ok(items) => items,
+            Err(warden_store::StoreError::Conflict) => return Ok(false),
+            Err(other) => return Err(other.into()),
+        };
+        let logged = |action: &str, fields: &[&str], detail: String| warden_store::AccessEntry {
+            action: action.to_owned(),
+            fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            detail,
+            ..actor.clone()
+        };
+        let revoked: Vec<_> = items
+            .iter()
+            .filter(|i| i.outcome.as_deref() == Some("revoked"))
+            .collect();
+        for item in &revoked {
+            let user = snapshot
+                .user(item.user)
+                .map(|u| u.username().to_owned())
+                .unwrap_or_default();
+            let role = snapshot.role_name(item.role).unwrap_or_default();
+            let how = if item.decision.is_some() {
+                "decided"
+            } else {
+                undecided
+            };
+            let detail = format!("campaign {campaign}: user {user}; role {role} revoked ({how})");
+            tx.append_access(&logged("review.revoke", &["roles"], detail))
+                .await?;
+        }
+        let detail = format!(
+            "campaign {campaign}: {} items, {} revoked",
+            items.len(),
+            revoked.len()
+        );
+        tx.append_access(&logged("review.close", &[], detail))
+            .await?;
+        tx.bump_epoch().await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A campaign with every item and decision: the evidence for auditors (needs

@@ -337,15 +337,41 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         args.listen
     );
     println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");
+    start_serving(
+        store,
+        &key_file,
+        ServingArgs {
+            data: &args.data,
+            database_url: args.database_url.as_deref(),
+            backup: &args.backup,
+            webhook: &args.webhook,
+        },
+        args.listen,
+        args.trusted_proxies,
+    )
+    .await
+}
+
+/// What `demo` and `serve` share once the store is open.
+struct ServingArgs<'a> {
+    data: &'a Path,
+    database_url: Option<&'a str>,
+    backup: &'a backup_cmd::ScheduleArgs,
+    webhook: &'a WebhookArgs,
+}
+
+/// The service over `store`, its background work and scheduled backups, then the server.
+async fn start_serving(
+    store: Store,
+    key_file: &Path,
+    args: ServingArgs<'_>,
+    listen: SocketAddr,
+    trusted_proxies: Vec<ipnet::IpNet>,
+) -> anyhow::Result<()> {
     let warden = Warden::new(store, Config::default()).await?;
     args.webhook.spawn(&warden)?;
-    backup_cmd::schedule(
-        &args.backup,
-        &args.data,
-        args.database_url.as_deref(),
-        &key_file,
-    )?;
-    serve(warden, args.listen, args.trusted_proxies).await
+    backup_cmd::schedule(args.backup, args.data, args.database_url, key_file)?;
+    serve(warden, listen, trusted_proxies).await
 }
 
 async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
@@ -355,15 +381,19 @@ async fn serve_command(args: ServeArgs) -> anyhow::Result<()> {
         args.key_file.as_deref(),
     )
     .await?;
-    let warden = Warden::new(store, Config::default()).await?;
-    args.webhook.spawn(&warden)?;
-    backup_cmd::schedule(
-        &args.backup,
-        &args.data,
-        args.database_url.as_deref(),
+    start_serving(
+        store,
         &key_file,
-    )?;
-    serve(warden, args.listen, args.trusted_proxies).await
+        ServingArgs {
+            data: &args.data,
+            database_url: args.database_url.as_deref(),
+            backup: &args.backup,
+            webhook: &args.webhook,
+        },
+        args.listen,
+        args.trusted_proxies,
+    )
+    .await
 }
 
 /// The new master key asked for: from `--new-key-file`, else `WARDEN_NEW_MASTER_KEY`.
