@@ -81,6 +81,7 @@ fn scope_name(scope: Scope) -> Result<&'static str> {
         }
         Scope::Unit => "unit",
         Scope::UnitTree => "unit_tree",
+        Scope::Account => bail!("casbin encoding: portal account scopes are not encoded"),
     })
 }
 

@@ -1068,10 +1068,7 @@ async fn run_async(world: &World, options: &StoreOptions) -> Result<StoreFigures
         manager: p50s[2],
         admin: p50s[3],
     };
-    let all = RecordFilter {
-        via_customer: false,
-        filter: Filter::All,
-    };
+    let all = RecordFilter::everything(ObjectType::Customers);
     let mut times = Vec::with_capacity(options.list_repetitions);
     for i in 0..options.list_repetitions + 3 {
         let started = Instant::now();

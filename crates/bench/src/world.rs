@@ -388,6 +388,7 @@ pub fn generate(spec: WorldSpec, mut progress: impl FnMut(u64)) -> World {
             unit: World::unit_id(unit_of[i] as usize),
             manager: manager[i].map(|m| World::user_id(m as usize)),
             disabled: false,
+            portal_account: None,
             roles: user_roles[i]
                 .iter()
                 .map(|&role| RoleAssignment {

@@ -134,7 +134,7 @@ pub struct Proposal<'a> {
     pub action: Action,
     pub before: Option<&'a [Value]>,
     pub after: Option<&'a [Value]>,
-    pub record: &'a RecordRef,
+    pub record: &'a RecordRef<'a>,
 }
 
 impl Proposal<'_> {
@@ -175,6 +175,19 @@ fn compare(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
         (Value::Text(a), Value::Text(b)) => Some(a.cmp(b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         _ => None,
+    }
+}
+
+/// `current op value`: equality on any values (null equals only null), order only between
+/// values of one kind.
+pub(crate) fn compare_holds(current: &Value, op: CompareOp, value: &Value) -> bool {
+    match op {
+        CompareOp::Eq => current == value,
+        CompareOp::Ne => current != value,
+        CompareOp::Gt => compare(current, value).is_some_and(|o| o.is_gt()),
+        CompareOp::Ge => compare(current, value).is_some_and(|o| o.is_ge()),
+        CompareOp::Lt => compare(current, value).is_some_and(|o| o.is_lt()),
+        CompareOp::Le => compare(current, value).is_some_and(|o| o.is_le()),
     }
 }
 
@@ -220,15 +233,7 @@ impl Criteria {
                 let Some(index) = proposal.field(field) else {
                     return false;
                 };
-                let current = proposal.current(index);
-                match op {
-                    CompareOp::Eq => current == value,
-                    CompareOp::Ne => current != value,
-                    CompareOp::Gt => compare(current, value).is_some_and(|o| o.is_gt()),
-                    CompareOp::Ge => compare(current, value).is_some_and(|o| o.is_ge()),
-                    CompareOp::Lt => compare(current, value).is_some_and(|o| o.is_lt()),
-                    CompareOp::Le => compare(current, value).is_some_and(|o| o.is_le()),
-                }
+                compare_holds(proposal.current(index), *op, value)
             }
             Criteria::In { field, values } => proposal
                 .field(field)
@@ -287,7 +292,7 @@ impl ApprovalPolicy {
 pub enum ApprovalTarget<'a> {
     Record {
         object: ObjectType,
-        record: &'a RecordRef,
+        record: &'a RecordRef<'a>,
     },
     Organisation,
 }

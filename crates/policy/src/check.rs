@@ -1,6 +1,6 @@
-//! The single-record decision: allowed with the grant that allows it, or denied with why.
+//! The single-record decision: allowed with what allows it, or denied with why.
 
-use crate::{Action, ObjectType, RoleId, Scope, UserId};
+use crate::{Action, ObjectType, Principal, RoleId, Scope, ShareAccess, ShareKind, UserId};
 
 /// The outcome of [`crate::Snapshot::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,10 +15,43 @@ impl Decision {
     }
 }
 
-/// The grant that allows an action: which role, which scope, on which object (a contact is
-/// allowed through a grant on its customer).
+/// What allows an action. `object` and `action` are those decided on: a contact is allowed
+/// through its customer (`customers`, with [`Action::on_controlling_customer`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reason {
+pub enum Reason {
+    /// A role's grant, at a scope that covers the record.
+    Grant(GrantReason),
+    /// A share or a team place on the record names the user (directly, by unit or by role).
+    Share {
+        object: ObjectType,
+        action: Action,
+        kind: ShareKind,
+        principal: Principal,
+        access: ShareAccess,
+    },
+    /// A sharing rule picks the record and names the user.
+    Rule {
+        object: ObjectType,
+        action: Action,
+        rule: i64,
+        principal: Principal,
+        access: ShareAccess,
+    },
+}
+
+impl Reason {
+    /// The grant behind this reason, when it is one.
+    pub fn grant(&self) -> Option<&GrantReason> {
+        match self {
+            Reason::Grant(grant) => Some(grant),
+            _ => None,
+        }
+    }
+}
+
+/// The grant that allows an action: which role, which scope, on which object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantReason {
     pub role: RoleId,
     pub object: ObjectType,
     pub action: Action,
@@ -40,6 +73,8 @@ pub enum Grounds {
     UnitBelow { levels: u32 },
     /// The scope covers every record.
     Everything,
+    /// It belongs to the portal user's customer account.
+    Account,
 }
 
 /// Why an action is refused.
@@ -49,10 +84,20 @@ pub enum Denial {
     UnknownUser,
     /// The user is disabled.
     Disabled,
-    /// None of the user's active roles grants this action on this object at any scope.
+    /// None of the user's active roles grants this action on this object at any scope, and no
+    /// share, team place or sharing rule reaches the record.
     NoGrant { object: ObjectType, action: Action },
-    /// Grants exist, but the record is outside every granted scope.
+    /// Grants exist, but the record is outside every granted scope and no share, team place or
+    /// sharing rule reaches it.
     OutOfScope { object: ObjectType, action: Action },
     /// The object is controlled by its customer and the record names none.
     NoCustomer,
+    /// Something allows it, but a restriction rule that applies to the user removes it.
+    Restricted {
+        object: ObjectType,
+        action: Action,
+        rule: i64,
+    },
+    /// A portal user, and the record belongs to another customer account.
+    OutsideAccount,
 }

@@ -31,6 +31,8 @@ pub enum ModelError {
     },
     #[error("approval policy {policy}: {message}")]
     BadApprovalPolicy { policy: i64, message: String },
+    #[error("rule `{rule}`: {message}")]
+    BadRule { rule: String, message: String },
     #[error("ids must be non-negative, got {0}")]
     NegativeId(i64),
 }

@@ -32,6 +32,11 @@ pub struct FieldExplanation {
     /// gives it `write`.
     pub writable: bool,
     pub write_by: Option<RoleId>,
+    /// The record is reached only through a share, a team place or a sharing rule: the levels
+    /// are the weakest of the user's roles (or the schema's defaults).
+    pub through_sharing: bool,
+    /// Hidden because the user is a portal user and the field is not portal-visible.
+    pub portal_hidden: bool,
 }
 
 /// One action of an [`Explanation`].
@@ -40,8 +45,12 @@ pub struct ActionExplanation {
     pub action: Action,
     /// The decision `check` gives (the first reason, or why it is denied).
     pub decision: Decision,
-    /// Every grant that allows it, one per role.
+    /// Everything that allows it: one grant per role, then shares, team places and sharing
+    /// rules (restrictions aside).
     pub reasons: Vec<Reason>,
+    /// Restriction rules that apply to the user and that the record does not meet: each
+    /// removes the action whatever allows it.
+    pub restricted_by: Vec<i64>,
     /// When a grant reaches the record through the reporting line: the people from the user
     /// down to the record's owner, both included.
     pub reporting_path: Vec<UserId>,
@@ -53,7 +62,7 @@ impl Snapshot {
         &self,
         user: UserId,
         object: ObjectType,
-        record: &RecordRef,
+        record: &RecordRef<'_>,
         now: Timestamp,
     ) -> Explanation {
         let actions = Action::ALL
@@ -61,8 +70,10 @@ impl Snapshot {
             .map(|&action| {
                 let decision = self.check(user, action, object, record, now);
                 let reasons = self.all_reasons(user, action, object, record, now);
+                let restricted_by = self.failing_restrictions(user, action, object, record, now);
                 let reporting_path = reasons
                     .iter()
+                    .filter_map(Reason::grant)
                     .find_map(|reason| match reason.grounds {
                         Grounds::ReportingLine { owner, .. } => Some(self.path_down(user, owner)),
                         _ => None,
@@ -72,6 +83,7 @@ impl Snapshot {
                     action,
                     decision,
                     reasons,
+                    restricted_by,
                     reporting_path,
                 }
             })

@@ -88,8 +88,12 @@ pub fn mask(value: &Value) -> Option<String> {
 
 impl Snapshot {
     /// The level of every field of `record` for `user` doing `action` at `now`: per field, the
-    /// strongest level among the active roles whose `action` grant covers the record. All
-    /// hidden when no grant covers it.
+    /// strongest level among the active roles whose `action` grant covers the record. A record
+    /// reached only through a share, a team place or a sharing rule gets the user's
+    /// [`Snapshot::field_floor`] (the schema's defaults when no role grants the action at all):
+    /// a share opens the record, never more of it than the user's roles show anywhere. All
+    /// hidden when nothing reaches it. A portal user never gets a field that is not
+    /// portal-visible.
     ///
     /// Read a field's value when its level under [`Action::Read`] is `read` or `write` (masked:
     /// the masked form); write it when its level under [`Action::Update`] (or
@@ -99,14 +103,60 @@ impl Snapshot {
         user: UserId,
         action: Action,
         object: ObjectType,
-        record: &RecordRef,
+        record: &RecordRef<'_>,
         now: Timestamp,
     ) -> FieldLevels {
         let mut levels = FieldLevels::uniform(object, FieldAccess::Hidden);
-        for (role, _) in self.roles_reaching(user, action, object, Some(record), now) {
-            levels.raise(&role.fields[object.index()]);
+        // A restriction or the portal bound may refuse what a grant reaches: then nothing.
+        if !self.check(user, action, object, record, now).is_allowed() {
+            return levels;
         }
+        let roles = self.roles_reaching(user, action, object, Some(record), now);
+        if roles.is_empty() {
+            levels = self.floor_or_defaults(user, action, object, now);
+        } else {
+            for (role, _) in roles {
+                levels.raise(&role.fields[object.index()]);
+            }
+        }
+        self.portal_cap(user, &mut levels);
         levels
+    }
+
+    /// The field floor, or the schema's defaults when no role grants the action.
+    fn floor_or_defaults(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        now: Timestamp,
+    ) -> FieldLevels {
+        if self
+            .roles_reaching(user, action, object, None, now)
+            .is_empty()
+        {
+            FieldLevels {
+                object,
+                levels: schema(object)
+                    .fields
+                    .iter()
+                    .map(FieldDef::default_access)
+                    .collect(),
+            }
+        } else {
+            self.field_floor(user, action, object, now)
+        }
+    }
+
+    /// Hides from a portal user every field that is not portal-visible.
+    fn portal_cap(&self, user: UserId, levels: &mut FieldLevels) {
+        if self.is_portal(user) {
+            for (level, def) in levels.levels.iter_mut().zip(schema(levels.object).fields) {
+                if !def.portal {
+                    *level = FieldAccess::Hidden;
+                }
+            }
+        }
     }
 
     /// The level every record the user may `action` is sure to have: per field, the weakest
@@ -128,6 +178,7 @@ impl Snapshot {
         for (role, _) in roles {
             levels.lower(&role.fields[object.index()]);
         }
+        self.portal_cap(user, &mut levels);
         levels
     }
 
@@ -136,11 +187,17 @@ impl Snapshot {
         &self,
         user: UserId,
         object: ObjectType,
-        record: &RecordRef,
+        record: &RecordRef<'_>,
         now: Timestamp,
     ) -> Vec<FieldExplanation> {
         let readers = self.roles_reaching(user, Action::Read, object, Some(record), now);
         let writers = self.roles_reaching(user, Action::Update, object, Some(record), now);
+        let read_levels = self.field_levels(user, Action::Read, object, record, now);
+        let write_levels = self.field_levels(user, Action::Update, object, record, now);
+        let may_update = self
+            .check(user, Action::Update, object, record, now)
+            .is_allowed();
+        let portal = self.is_portal(user);
         schema(object)
             .fields
             .iter()
@@ -159,18 +216,22 @@ impl Snapshot {
                             },
                         )
                 };
-                let read = strongest(&readers);
-                let write = strongest(&writers).filter(|(level, _)| *level == FieldAccess::Write);
+                let read = read_levels.at(index);
+                let writable = may_update && write_levels.at(index) == FieldAccess::Write;
                 FieldExplanation {
                     field: def.name,
                     sensitive: def.sensitive,
                     default: def.default_access(),
-                    read: read.map_or(FieldAccess::Hidden, |(level, _)| level),
-                    read_by: read
-                        .filter(|(level, _)| *level > FieldAccess::Hidden)
+                    read,
+                    read_by: strongest(&readers)
+                        .filter(|_| read > FieldAccess::Hidden)
                         .map(|(_, role)| role),
-                    writable: write.is_some(),
-                    write_by: write.map(|(_, role)| role),
+                    writable,
+                    write_by: strongest(&writers)
+                        .filter(|_| writable)
+                        .map(|(_, role)| role),
+                    through_sharing: readers.is_empty() && read > FieldAccess::Hidden,
+                    portal_hidden: portal && !def.portal,
                 }
             })
             .collect()

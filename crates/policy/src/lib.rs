@@ -33,6 +33,7 @@ mod filter;
 mod ids;
 mod model;
 pub mod schema;
+pub mod sharing;
 mod snapshot;
 mod vocab;
 mod whatif;
@@ -40,14 +41,18 @@ mod whatif;
 pub use approval::{
     ApprovalPolicy, ApprovalTarget, Approvers, CompareOp, Criteria, Proposal, Requesters,
 };
-pub use check::{Decision, Denial, Grounds, Reason};
+pub use check::{Decision, Denial, GrantReason, Grounds, Reason};
 pub use error::ModelError;
 pub use explain::{ActionExplanation, Explanation, FieldExplanation};
 pub use fields::{mask, FieldLevels};
-pub use filter::{Condition, Filter, RecordFilter};
+pub use filter::{Condition, Filter, RecordFilter, SharedWith};
 pub use ids::{RoleId, Timestamp, UnitId, UserId};
 pub use model::{
-    AccessOwner, FieldRule, Grant, Model, RecordRef, RoleAssignment, RoleDef, UnitDef, UserDef,
+    AccessOwner, Facts, FieldRule, Grant, Model, OwnedRecordRef, RecordRef, RoleAssignment,
+    RoleDef, UnitDef, UserDef,
+};
+pub use sharing::{
+    Audience, Principal, RestrictionRule, RuleSource, Share, ShareAccess, ShareKind, SharingRule,
 };
 pub use snapshot::{Snapshot, UserView};
 pub use vocab::{Action, Control, FieldAccess, ObjectType, Permission, Scope, UnknownName};

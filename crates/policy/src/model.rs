@@ -28,6 +28,10 @@ pub struct Model {
     /// same key are one person, who can never approve their own request from another account.
     /// Accounts not listed are each their own person.
     pub persons: Vec<(UserId, String)>,
+    /// Sharing rules: records picked by a condition or by their unit, opened to a principal.
+    pub sharing_rules: Vec<crate::SharingRule>,
+    /// Restriction rules: conditions every record must meet for the users they apply to.
+    pub restriction_rules: Vec<crate::RestrictionRule>,
 }
 
 /// Whom a set of access rules applies to.
@@ -56,6 +60,9 @@ pub struct UserDef {
     pub manager: Option<UserId>,
     pub disabled: bool,
     pub roles: Vec<RoleAssignment>,
+    /// For a portal user (an external user of a customer account): the customer's id. Such a
+    /// user reaches only that account's records and only portal-visible fields.
+    pub portal_account: Option<i64>,
 }
 
 /// A role held by a user, possibly until a given time (exclusive).
@@ -99,23 +106,107 @@ pub struct Grant {
     pub scope: Scope,
 }
 
-/// What the engine needs to know of a record: its owner and unit, and for a record controlled
-/// by its customer, the customer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RecordRef {
+/// What the engine needs to know of a record: its owner and unit; for a record controlled by
+/// its customer, the customer's; the shares and field values that sharing and restriction
+/// rules test; and the customer account it belongs to (the portal bound).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordRef<'a> {
     pub owner: UserId,
     pub unit: UnitId,
     /// The owning customer's owner and unit, for contacts, deals, contracts and activities.
     pub customer: Option<(UserId, UnitId)>,
+    /// The record's id; `None` for a record not created yet.
+    pub id: Option<i64>,
+    /// The customer it belongs to (contacts, deals, …); `None` for a customer.
+    pub customer_id: Option<i64>,
+    /// The record's own shares, team places and field values (schema order).
+    pub facts: Facts<'a>,
+    /// Its customer's, for a record that belongs to one (sensitive values left empty: rules
+    /// never test them).
+    pub customer_facts: Facts<'a>,
 }
 
-impl RecordRef {
-    /// A record with no customer (a customer itself).
+/// The shares, team places and field values of one record.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Facts<'a> {
+    pub shares: &'a [crate::Share],
+    pub values: &'a [crate::schema::Value],
+}
+
+impl<'a> RecordRef<'a> {
+    /// A record with no customer (a customer itself), no id, no shares and no values.
     pub fn new(owner: UserId, unit: UnitId) -> Self {
         RecordRef {
             owner,
             unit,
             customer: None,
+            id: None,
+            customer_id: None,
+            facts: Facts::default(),
+            customer_facts: Facts::default(),
+        }
+    }
+
+    /// The customer account the record belongs to: a customer's own id, another record's
+    /// customer.
+    pub fn account(&self, object: ObjectType) -> Option<i64> {
+        if object == ObjectType::Customers {
+            self.id
+        } else {
+            self.customer_id
+        }
+    }
+}
+
+/// An owned [`RecordRef`], for a record that is planned rather than read (a create, a
+/// hand-over, an approval's target).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedRecordRef {
+    pub owner: UserId,
+    pub unit: UnitId,
+    pub customer: Option<(UserId, UnitId)>,
+    pub id: Option<i64>,
+    pub customer_id: Option<i64>,
+    pub shares: Vec<crate::Share>,
+    pub values: Vec<crate::schema::Value>,
+    pub customer_shares: Vec<crate::Share>,
+    pub customer_values: Vec<crate::schema::Value>,
+}
+
+impl OwnedRecordRef {
+    /// The borrowed form the engine takes.
+    pub fn as_ref(&self) -> RecordRef<'_> {
+        RecordRef {
+            owner: self.owner,
+            unit: self.unit,
+            customer: self.customer,
+            id: self.id,
+            customer_id: self.customer_id,
+            facts: Facts {
+                shares: &self.shares,
+                values: &self.values,
+            },
+            customer_facts: Facts {
+                shares: &self.customer_shares,
+                values: &self.customer_values,
+            },
+        }
+    }
+}
+
+impl RecordRef<'_> {
+    /// An owned copy.
+    pub fn to_owned_ref(&self) -> OwnedRecordRef {
+        OwnedRecordRef {
+            owner: self.owner,
+            unit: self.unit,
+            customer: self.customer,
+            id: self.id,
+            customer_id: self.customer_id,
+            shares: self.facts.shares.to_vec(),
+            values: self.facts.values.to_vec(),
+            customer_shares: self.customer_facts.shares.to_vec(),
+            customer_values: self.customer_facts.values.to_vec(),
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct FieldDef {
     pub required: bool,
     /// Financial or contractual data: encrypted at rest and hidden unless granted.
     pub sensitive: bool,
+    /// Shown to portal users (external users of a customer account). Sensitive fields and
+    /// internal notes never are.
+    pub portal: bool,
 }
 
 /// An object's schema.
@@ -66,6 +69,7 @@ const fn text(name: &'static str, max_len: usize) -> FieldDef {
         kind: FieldKind::Text { max_len },
         required: false,
         sensitive: false,
+        portal: true,
     }
 }
 
@@ -76,6 +80,13 @@ const fn required(mut field: FieldDef) -> FieldDef {
 
 const fn sensitive(mut field: FieldDef) -> FieldDef {
     field.sensitive = true;
+    field.portal = false;
+    field
+}
+
+/// A field for the organisation's own eyes: never shown to portal users.
+const fn internal(mut field: FieldDef) -> FieldDef {
+    field.portal = false;
     field
 }
 
@@ -85,6 +96,7 @@ const fn of_kind(name: &'static str, kind: FieldKind) -> FieldDef {
         kind,
         required: false,
         sensitive: false,
+        portal: true,
     }
 }
 
@@ -105,6 +117,8 @@ const CUSTOMER_FIELDS: &[FieldDef] = &[
     ),
     sensitive(of_kind("credit_limit", MONEY)),
     sensitive(text("bank_account", 64)),
+    // A key account: restriction rules can keep it from everyone outside a role.
+    internal(of_kind("vip", FieldKind::Bool)),
 ];
 
 const CONTACT_FIELDS: &[FieldDef] = &[
@@ -144,7 +158,7 @@ const ACTIVITY_FIELDS: &[FieldDef] = &[
     ),
     of_kind("due_date", FieldKind::Date),
     of_kind("done", FieldKind::Bool),
-    text("notes", 4000),
+    internal(text("notes", 4000)),
 ];
 
 const SCHEMAS: [ObjectSchema; ObjectType::COUNT] = [

@@ -4,10 +4,11 @@
 use std::collections::HashMap;
 
 use crate::access::{AccessDenial, AccessRules};
-use crate::check::{Decision, Denial, Grounds, Reason};
-use crate::filter::{Condition, Filter, RecordFilter};
+use crate::check::{Decision, Denial, GrantReason, Grounds, Reason};
+use crate::filter::{Condition, Filter, RecordFilter, SharedWith, Target};
 use crate::model::{AccessOwner, Model, RecordRef, RoleAssignment};
 use crate::schema::schema;
+use crate::sharing::{Audience, Principal, RestrictionRule, RuleSource, ShareAccess, SharingRule};
 use crate::{
     Action, Control, FieldAccess, ModelError, ObjectType, Permission, RoleId, Scope, Timestamp,
     UnitId, UserId,
@@ -72,6 +73,7 @@ impl ScopeSet {
     const UNIT: u8 = 4;
     const UNIT_TREE: u8 = 8;
     const ALL: u8 = 16;
+    const ACCOUNT: u8 = 32;
 
     fn add(&mut self, scope: Scope) {
         match scope {
@@ -83,6 +85,7 @@ impl ScopeSet {
             Scope::Unit => self.flags |= Self::UNIT,
             Scope::UnitTree => self.flags |= Self::UNIT_TREE,
             Scope::All => self.flags |= Self::ALL,
+            Scope::Account => self.flags |= Self::ACCOUNT,
         }
     }
 
@@ -118,6 +121,7 @@ struct UserNode {
     /// The user's own access rules, if any.
     access: Option<AccessRules>,
     has_mfa: bool,
+    portal_account: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +189,10 @@ impl<'a> UserView<'a> {
     pub fn depth(&self) -> u32 {
         self.node().depth
     }
+    /// For a portal user, the customer account they belong to.
+    pub fn portal_account(&self) -> Option<i64> {
+        self.node().portal_account
+    }
 }
 
 /// The compiled, immutable permission model. Cheap to share (`Arc`) between requests.
@@ -208,6 +216,8 @@ pub struct Snapshot {
     pub(crate) persons: Vec<u32>,
     /// Per user: a stable key of the person (`person:KEY` or `user:ID`).
     pub(crate) person_keys: Vec<String>,
+    sharing_rules: Vec<SharingRule>,
+    restriction_rules: Vec<RestrictionRule>,
 }
 
 /// A forest's numbering: `(pre, last, depth, preorder)`.
@@ -505,6 +515,7 @@ impl Snapshot {
                 depth: depth[i],
                 access: None,
                 has_mfa: false,
+                portal_account: user.portal_account,
             });
         }
         for (owner, rules) in &model.access_rules {
@@ -540,8 +551,28 @@ impl Snapshot {
         for policy in &model.approval_policies {
             check_approval_policy(policy, &role_index, &unit_index, &user_index)?;
         }
+        for rule in &model.sharing_rules {
+            if let RuleSource::Criteria(criteria) = &rule.source {
+                criteria
+                    .check_for_records(rule.object)
+                    .map_err(|e| ModelError::BadRule {
+                        rule: rule.name.clone(),
+                        message: e.message,
+                    })?;
+            }
+        }
+        for rule in &model.restriction_rules {
+            rule.only
+                .check_for_records(rule.object)
+                .map_err(|e| ModelError::BadRule {
+                    rule: rule.name.clone(),
+                    message: e.message,
+                })?;
+        }
 
         Ok(Snapshot {
+            sharing_rules: model.sharing_rules.clone(),
+            restriction_rules: model.restriction_rules.clone(),
             approval_policies: model.approval_policies.clone(),
             four_eyes: model.four_eyes,
             persons,
@@ -644,7 +675,10 @@ impl Snapshot {
             return false;
         };
         let node = &self.users[index as usize];
+        // Portal users are outsiders: no functional permission reaches them, whatever role
+        // they are given.
         !node.disabled
+            && node.portal_account.is_none()
             && node.roles.iter().any(|(role, assignment)| {
                 assignment.is_active(now)
                     && self.roles[*role as usize].permissions & (1 << permission.index()) != 0
@@ -704,16 +738,104 @@ impl Snapshot {
         chain
     }
 
+    /// The sharing rules, in the order the model gave them.
+    pub fn sharing_rules(&self) -> &[SharingRule] {
+        &self.sharing_rules
+    }
+
+    /// The restriction rules, in the order the model gave them.
+    pub fn restriction_rules(&self) -> &[RestrictionRule] {
+        &self.restriction_rules
+    }
+
+    /// The record that decides `action` on `object`: the record itself, or its customer (with
+    /// the mapped action) for an object controlled by its customer.
+    fn target<'r>(
+        &self,
+        object: ObjectType,
+        action: Action,
+        record: &RecordRef<'r>,
+    ) -> Result<(Action, Target<'r>), Denial> {
+        match self.controls[object.index()] {
+            Control::OwnGrants => Ok((
+                action,
+                Target {
+                    object,
+                    owner: record.owner,
+                    unit: record.unit,
+                    shares: record.facts.shares,
+                    values: record.facts.values,
+                },
+            )),
+            Control::ByCustomer => match record.customer {
+                Some((owner, unit)) => Ok((
+                    action.on_controlling_customer(),
+                    Target {
+                        object: ObjectType::Customers,
+                        owner,
+                        unit,
+                        shares: record.customer_facts.shares,
+                        values: record.customer_facts.values,
+                    },
+                )),
+                None => Err(Denial::NoCustomer),
+            },
+        }
+    }
+
+    /// Whether `principal` stands for the user at `now`.
+    fn is_principal(&self, user: &UserNode, principal: Principal, now: Timestamp) -> bool {
+        match principal {
+            Principal::User(id) => id == user.id,
+            Principal::Unit(id) => self.unit_index.get(id.0).is_some_and(|u| {
+                let unit = &self.units[u as usize];
+                let mine = &self.units[user.unit as usize];
+                unit.pre <= mine.pre && mine.pre <= unit.last
+            }),
+            Principal::Role(id) => user
+                .roles
+                .iter()
+                .any(|(_, assignment)| assignment.role == id && assignment.is_active(now)),
+        }
+    }
+
+    /// Whether a restriction rule applies to the user at `now`.
+    fn in_audience(&self, user: &UserNode, audience: Audience, now: Timestamp) -> bool {
+        match audience {
+            Audience::Everyone => true,
+            Audience::Role(role) => self.is_principal(user, Principal::Role(role), now),
+            Audience::Unit(unit) => self.is_principal(user, Principal::Unit(unit), now),
+            Audience::ExceptRole(role) => !self.is_principal(user, Principal::Role(role), now),
+        }
+    }
+
+    /// The restriction rules that narrow `action` on `object` for the user at `now`.
+    fn restrictions_for<'s>(
+        &'s self,
+        user: &'s UserNode,
+        object: ObjectType,
+        action: Action,
+        now: Timestamp,
+    ) -> impl Iterator<Item = &'s RestrictionRule> + 's {
+        self.restriction_rules.iter().filter(move |rule| {
+            rule.object == object
+                && rule.narrows(action)
+                && self.in_audience(user, rule.applies_to, now)
+        })
+    }
+
     /// Decides one action on one record at `now`.
     ///
     /// For an object controlled by its customer, the record's `customer` is decided with the
-    /// mapped action ([`Action::on_controlling_customer`]).
+    /// mapped action ([`Action::on_controlling_customer`]). Role grants, then shares and team
+    /// places, then sharing rules may allow; every restriction rule that applies must then
+    /// hold; a portal user never reaches outside their account (see [`crate::sharing`]).
     pub fn check(
         &self,
         user: UserId,
         action: Action,
         object: ObjectType,
-        record: &RecordRef,
+        record: &RecordRef<'_>,
         now: Timestamp,
     ) -> Decision {
         let Some(index) = self.user_index.get(user.0) else {
@@ -723,21 +845,21 @@ impl Snapshot {
         if node.disabled {
             return Decision::Deny(Denial::Disabled);
         }
-        let (object, action, owner, unit) = match self.controls[object.index()] {
-            Control::OwnGrants => (object, action, record.owner, record.unit),
-            Control::ByCustomer => match record.customer {
-                Some((owner, unit)) => (
-                    ObjectType::Customers,
-                    action.on_controlling_customer(),
-                    owner,
-                    unit,
-                ),
-                None => return Decision::Deny(Denial::NoCustomer),
-            },
+        if node
+            .portal_account
+            .is_some_and(|account| record.account(object) != Some(account))
+        {
+            return Decision::Deny(Denial::OutsideAccount);
+        }
+        let (action, target) = match self.target(object, action, record) {
+            Ok(found) => found,
+            Err(denial) => return Decision::Deny(denial),
         };
-        let owner_index = self.user_index.get(owner.0);
-        let unit_index = self.unit_index.get(unit.0);
+        let object = target.object;
+        let owner_index = self.user_index.get(target.owner.0);
+        let unit_index = self.unit_index.get(target.unit.0);
         let mut any_grant = false;
+        let mut reason = None;
         for (role, assignment) in &node.roles {
             if !assignment.is_active(now) {
                 continue;
@@ -749,22 +871,81 @@ impl Snapshot {
             }
             any_grant = true;
             if let Some((scope, grounds)) =
-                self.match_scopes(node, scopes, owner, owner_index, unit_index)
+                self.match_scopes(node, scopes, target.owner, owner_index, unit_index)
             {
-                return Decision::Allow(Reason {
+                reason = Some(Reason::Grant(GrantReason {
                     role: role.id,
                     object,
                     action,
                     scope,
                     grounds,
-                });
+                }));
+                break;
             }
         }
-        if any_grant {
-            Decision::Deny(Denial::OutOfScope { object, action })
-        } else {
-            Decision::Deny(Denial::NoGrant { object, action })
+        let reason = reason.or_else(|| self.sharing_reasons(node, action, &target, now).next());
+        let Some(reason) = reason else {
+            return Decision::Deny(if any_grant {
+                Denial::OutOfScope { object, action }
+            } else {
+                Denial::NoGrant { object, action }
+            });
+        };
+        if let Some(rule) = self
+            .restrictions_for(node, object, action, now)
+            .find(|rule| !rule.only.holds(object, target.values))
+        {
+            return Decision::Deny(Denial::Restricted {
+                object,
+                action,
+                rule: rule.id,
+            });
         }
+        Decision::Allow(reason)
+    }
+
+    /// Every share, team place and sharing rule that gives the user `action` on the target.
+    fn sharing_reasons<'s>(
+        &'s self,
+        user: &'s UserNode,
+        action: Action,
+        target: &'s Target<'_>,
+        now: Timestamp,
+    ) -> impl Iterator<Item = Reason> + 's {
+        let object = target.object;
+        let shares = target
+            .shares
+            .iter()
+            .filter(move |share| {
+                share.access.allows(action) && self.is_principal(user, share.principal, now)
+            })
+            .map(move |share| Reason::Share {
+                object,
+                action,
+                kind: share.kind,
+                principal: share.principal,
+                access: share.access,
+            });
+        let rules = self
+            .sharing_rules
+            .iter()
+            .filter(move |rule| {
+                rule.object == object
+                    && rule.access.allows(action)
+                    && self.is_principal(user, rule.share_with, now)
+                    && match &rule.source {
+                        RuleSource::Criteria(criteria) => criteria.holds(object, target.values),
+                        RuleSource::OwnedByUnit(unit) => self.unit_within(target.unit, *unit),
+                    }
+            })
+            .map(move |rule| Reason::Rule {
+                object,
+                action,
+                rule: rule.id,
+                principal: rule.share_with,
+                access: rule.access,
+            });
+        shares.chain(rules)
     }
 
     /// The first of `scopes` (broadest first) that covers a record, and how it does.
@@ -779,6 +960,10 @@ impl Snapshot {
     ) -> Option<(Scope, Grounds)> {
         if scopes.flags & ScopeSet::ALL != 0 {
             return Some((Scope::All, Grounds::Everything));
+        }
+        // The account bound itself is checked before any scope (see `check`).
+        if scopes.flags & ScopeSet::ACCOUNT != 0 && user.portal_account.is_some() {
+            return Some((Scope::Account, Grounds::Account));
         }
         if let Some(o) = owner_index {
             let record_owner = &self.users[o as usize];
@@ -820,38 +1005,83 @@ impl Snapshot {
         None
     }
 
-    /// Every reason that allows `action` on `record`: one per active role whose grant covers it.
+    /// Every reason that allows `action` on `record`: one per active role whose grant covers
+    /// it, then every share, team place and sharing rule. Restrictions are not applied here
+    /// (explain reports them apart).
     pub(crate) fn all_reasons(
         &self,
         user: UserId,
         action: Action,
         object: ObjectType,
-        record: &RecordRef,
+        record: &RecordRef<'_>,
         now: Timestamp,
     ) -> Vec<Reason> {
-        self.roles_reaching(user, action, object, Some(record), now)
+        let mut reasons: Vec<Reason> = self
+            .roles_reaching(user, action, object, Some(record), now)
             .into_iter()
-            .filter_map(|(_, reason)| reason)
+            .filter_map(|(_, reason)| reason.map(Reason::Grant))
+            .collect();
+        if let (Some(index), Ok((action, target))) = (
+            self.user_index.get(user.0),
+            self.target(object, action, record),
+        ) {
+            let node = &self.users[index as usize];
+            let bounded = node
+                .portal_account
+                .is_some_and(|account| record.account(object) != Some(account));
+            if !node.disabled && !bounded {
+                reasons.extend(self.sharing_reasons(node, action, &target, now));
+            }
+        }
+        reasons
+    }
+
+    /// The restriction rules that remove `action` on `record` from the user (each one that
+    /// applies and does not hold).
+    pub(crate) fn failing_restrictions(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        record: &RecordRef<'_>,
+        now: Timestamp,
+    ) -> Vec<i64> {
+        let (Some(index), Ok((action, target))) = (
+            self.user_index.get(user.0),
+            self.target(object, action, record),
+        ) else {
+            return Vec::new();
+        };
+        let node = &self.users[index as usize];
+        self.restrictions_for(node, target.object, action, now)
+            .filter(|rule| !rule.only.holds(target.object, target.values))
+            .map(|rule| rule.id)
             .collect()
     }
 
     /// The active roles whose `action` grant covers `record`, with the reason each gives, and
     /// every active role that grants `action` on the object at some scope (for the field floor).
     /// Both follow the object's control: a contact is reached through its customer's grants.
+    /// Nothing outside a portal user's account.
     pub(crate) fn roles_reaching(
         &self,
         user: UserId,
         action: Action,
         object: ObjectType,
-        record: Option<&RecordRef>,
+        record: Option<&RecordRef<'_>>,
         now: Timestamp,
-    ) -> Vec<(&RoleNode, Option<Reason>)> {
+    ) -> Vec<(&RoleNode, Option<GrantReason>)> {
         let Some(index) = self.user_index.get(user.0) else {
             return Vec::new();
         };
         let node = &self.users[index as usize];
         if node.disabled {
             return Vec::new();
+        }
+        if let (Some(account), Some(record)) = (node.portal_account, record) {
+            if record.account(object) != Some(account) {
+                return Vec::new();
+            }
         }
         let control = self.controls[object.index()];
         let (object, action) = match control {
@@ -889,7 +1119,7 @@ impl Snapshot {
                         .map(|(scope, grounds)| {
                             (
                                 role,
-                                Some(Reason {
+                                Some(GrantReason {
                                     role: role.id,
                                     object,
                                     action,
@@ -901,6 +1131,13 @@ impl Snapshot {
                 }
             })
             .collect()
+    }
+
+    /// Whether `user` is a portal user.
+    pub(crate) fn is_portal(&self, user: UserId) -> bool {
+        self.user_index
+            .get(user.0)
+            .is_some_and(|i| self.users[i as usize].portal_account.is_some())
     }
 
     /// The roles a user holds whose assignment has expired at `now`.
@@ -928,6 +1165,7 @@ impl Snapshot {
         object: ObjectType,
         now: Timestamp,
     ) -> RecordFilter {
+        let listed = object;
         let (via_customer, object, action) = match self.controls[object.index()] {
             Control::OwnGrants => (false, object, action),
             Control::ByCustomer => (
@@ -936,26 +1174,99 @@ impl Snapshot {
                 action.on_controlling_customer(),
             ),
         };
+        let Some(index) = self.user_index.get(user.0) else {
+            return RecordFilter::none(listed, via_customer);
+        };
+        let node = &self.users[index as usize];
+        if node.disabled {
+            return RecordFilter::none(listed, via_customer);
+        }
+        let mut filter = self.grants_filter(node, action, object, now);
+        if let Filter::Any(conditions) = &mut filter {
+            self.push_sharing_conditions(node, action, object, now, conditions);
+        }
         RecordFilter {
+            object: listed,
             via_customer,
-            filter: self.customer_level_filter(user, action, object, now),
+            filter,
+            restrictions: self
+                .restrictions_for(node, object, action, now)
+                .map(|rule| rule.only.clone())
+                .collect(),
+            account: node.portal_account,
         }
     }
 
-    fn customer_level_filter(
+    /// Shares, team places and sharing rules as disjuncts of a filter.
+    fn push_sharing_conditions(
         &self,
-        user: UserId,
+        node: &UserNode,
+        action: Action,
+        object: ObjectType,
+        now: Timestamp,
+        conditions: &mut Vec<Condition>,
+    ) {
+        let Some(access) = ShareAccess::needed_for(action) else {
+            return;
+        };
+        let mut units = Vec::new();
+        let mut unit = Some(node.unit);
+        while let Some(u) = unit {
+            units.push(self.units[u as usize].id);
+            unit = self.units[u as usize].parent;
+        }
+        units.sort_unstable();
+        let mut roles: Vec<RoleId> = node
+            .roles
+            .iter()
+            .filter(|(_, assignment)| assignment.is_active(now))
+            .map(|(_, assignment)| assignment.role)
+            .collect();
+        roles.sort_unstable();
+        roles.dedup();
+        conditions.push(Condition::SharedWith(SharedWith {
+            object,
+            user: node.id,
+            units,
+            roles,
+            access,
+        }));
+        for rule in &self.sharing_rules {
+            if rule.object != object
+                || !rule.access.allows(action)
+                || !self.is_principal(node, rule.share_with, now)
+            {
+                continue;
+            }
+            conditions.push(match &rule.source {
+                RuleSource::Criteria(criteria) => Condition::Matches(criteria.clone()),
+                RuleSource::OwnedByUnit(unit) => Condition::UnitIn(self.units_within(*unit)),
+            });
+        }
+    }
+
+    /// The ids of a unit and every unit below it, sorted (empty for an unknown unit).
+    fn units_within(&self, unit: UnitId) -> Vec<UnitId> {
+        let Some(index) = self.unit_index.get(unit.0) else {
+            return Vec::new();
+        };
+        let top = &self.units[index as usize];
+        let mut units: Vec<UnitId> = self.units_in_preorder[top.pre as usize..=top.last as usize]
+            .iter()
+            .map(|&i| self.units[i as usize].id)
+            .collect();
+        units.sort_unstable();
+        units
+    }
+
+    /// What the user's role grants reach.
+    fn grants_filter(
+        &self,
+        node: &UserNode,
         action: Action,
         object: ObjectType,
         now: Timestamp,
     ) -> Filter {
-        let Some(index) = self.user_index.get(user.0) else {
-            return Filter::none();
-        };
-        let node = &self.users[index as usize];
-        if node.disabled {
-            return Filter::none();
-        }
         let mut scopes = ScopeSet::default();
         for (role, assignment) in &node.roles {
             if assignment.is_active(now) {
@@ -963,6 +1274,10 @@ impl Snapshot {
             }
         }
         if scopes.flags & ScopeSet::ALL != 0 {
+            return Filter::All;
+        }
+        // The account bound is the filter's `account`: within it, this scope covers all.
+        if scopes.flags & ScopeSet::ACCOUNT != 0 && node.portal_account.is_some() {
             return Filter::All;
         }
         let mut conditions = Vec::new();
@@ -981,13 +1296,7 @@ impl Snapshot {
         }
         let my_unit = &self.units[node.unit as usize];
         if scopes.flags & ScopeSet::UNIT_TREE != 0 {
-            let mut units: Vec<UnitId> = self.units_in_preorder
-                [my_unit.pre as usize..=my_unit.last as usize]
-                .iter()
-                .map(|&i| self.units[i as usize].id)
-                .collect();
-            units.sort_unstable();
-            conditions.push(Condition::UnitIn(units));
+            conditions.push(Condition::UnitIn(self.units_within(my_unit.id)));
         } else if scopes.flags & ScopeSet::UNIT != 0 {
             conditions.push(Condition::UnitIn(vec![my_unit.id]));
         }

@@ -118,6 +118,9 @@ pub enum Scope {
     UnitTree,
     /// Every record.
     All,
+    /// For a portal user: the records of the customer account they belong to. Covers nothing
+    /// for anyone else.
+    Account,
 }
 
 impl Scope {
@@ -129,6 +132,7 @@ impl Scope {
             Scope::Unit => "unit",
             Scope::UnitTree => "unit_tree",
             Scope::All => "all",
+            Scope::Account => "account",
         }
     }
 
@@ -140,6 +144,7 @@ impl Scope {
             "unit" => Scope::Unit,
             "unit_tree" => Scope::UnitTree,
             "all" => Scope::All,
+            "account" => Scope::Account,
             _ => {
                 return Err(UnknownName {
                     kind: "scope",

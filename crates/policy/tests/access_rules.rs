@@ -501,6 +501,7 @@ fn org_strategy() -> impl Strategy<Value = Org> {
                     unit: UNIT,
                     manager: None,
                     disabled: user.disabled,
+                    portal_account: None,
                     roles: assignments
                         .iter()
                         .map(|(role, expires_at)| RoleAssignment {
@@ -592,6 +593,7 @@ fn one_user_one_role(expires_at: Option<Timestamp>) -> Snapshot {
             unit: UNIT,
             manager: None,
             disabled: false,
+            portal_account: None,
             roles: vec![RoleAssignment {
                 role: role_id(0),
                 expires_at,

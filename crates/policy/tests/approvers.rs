@@ -18,7 +18,7 @@ const NOW: i64 = 1_000_000;
 struct World {
     model: Model,
     requester: UserId,
-    record: RecordRef,
+    record: RecordRef<'static>,
     approvers: Approvers,
     escalations: u32,
 }
@@ -110,6 +110,7 @@ fn world() -> impl Strategy<Value = World> {
                                 .filter(|_| i > 0)
                                 .map(|m| UserId(m.index(i) as i64 + 1)),
                             disabled: *disabled,
+                            portal_account: None,
                             roles: roles_held,
                         });
                         if let Some(p) = person {

@@ -56,7 +56,7 @@ struct RawRecord {
 #[derive(Debug, Clone)]
 struct World {
     model: Model,
-    records: Vec<RecordRef>,
+    records: Vec<RecordRef<'static>>,
 }
 
 fn scope() -> impl Strategy<Value = Scope> {
@@ -167,6 +167,7 @@ fn world() -> impl Strategy<Value = World> {
                         unit: unit_id(u.unit),
                         manager: u.manager.map(user_id),
                         disabled: u.disabled,
+                        portal_account: None,
                         roles: u
                             .roles
                             .iter()
@@ -229,6 +230,7 @@ fn world() -> impl Strategy<Value = World> {
                             owner: owner(raw.owner),
                             unit: unit(raw.unit),
                             customer: raw.customer.map(|(o, u)| (owner(o), unit(u))),
+                            ..RecordRef::new(UserId(0), UnitId(0))
                         }
                     })
                     .collect();
@@ -297,6 +299,7 @@ fn role_attr(role: RoleId) -> String {
 fn scope_condition(scope: Scope, owner: &str, unit: &str) -> String {
     match scope {
         Scope::All => "true".to_owned(),
+        Scope::Account => "false".to_owned(),
         Scope::Own => format!("context.{owner} == principal"),
         Scope::Subordinates { depth: None } => format!("context.{owner} in principal"),
         Scope::Subordinates { depth: Some(d) } => format!(
@@ -514,6 +517,7 @@ fn the_encoding_allows_what_it_should() {
         unit: UnitId(unit),
         manager: manager.map(UserId),
         disabled: false,
+        portal_account: None,
         roles: vec![RoleAssignment {
             role: RoleId(role),
             expires_at: None,
@@ -556,6 +560,7 @@ fn the_encoding_allows_what_it_should() {
                 owner: UserId(1),
                 unit: UnitId(1),
                 customer: Some((UserId(3), UnitId(3))),
+                ..RecordRef::new(UserId(0), UnitId(0))
             },
         ],
         model,

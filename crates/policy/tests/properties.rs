@@ -16,7 +16,7 @@ const NOW: i64 = 1_000_000;
 #[derive(Debug, Clone)]
 struct World {
     model: Model,
-    records: Vec<RecordRef>,
+    records: Vec<RecordRef<'static>>,
 }
 
 fn scope_strategy() -> impl Strategy<Value = Scope> {
@@ -155,6 +155,7 @@ fn world_strategy() -> impl Strategy<Value = World> {
                                 unit: unit_id(unit.index(units.len())),
                                 manager: manager.filter(|_| i > 0).map(|m| user_id(m.index(i))),
                                 disabled: *disabled,
+                                portal_account: None,
                                 roles: roles_held,
                             }
                         })
@@ -168,6 +169,7 @@ fn world_strategy() -> impl Strategy<Value = World> {
                                 user_id(co.index(users.len())),
                                 unit_id(cu.index(units.len())),
                             )),
+                            ..RecordRef::new(UserId(0), UnitId(0))
                         })
                         .collect();
                     let controls = if contacts_own {
@@ -311,6 +313,7 @@ fn reference_roles<'m>(
                     }
                     Scope::Unit => unit == me.unit,
                     Scope::UnitTree => unit_below_mine(),
+                    Scope::Account => false,
                 })
         })
         .collect()
@@ -569,6 +572,7 @@ fn a_cycle_in_the_reporting_line_is_refused() {
                 manager: Some(UserId(2)),
                 disabled: false,
                 roles: vec![],
+                portal_account: None,
             },
             UserDef {
                 id: UserId(2),
@@ -577,6 +581,7 @@ fn a_cycle_in_the_reporting_line_is_refused() {
                 manager: Some(UserId(1)),
                 disabled: false,
                 roles: vec![],
+                portal_account: None,
             },
         ],
         roles: vec![],

@@ -106,6 +106,7 @@ fn case() -> impl Strategy<Value = Case> {
                                 .filter(|_| i > 0)
                                 .map(|m| UserId(m.index(i) as i64 + 1)),
                             disabled: false,
+                            portal_account: None,
                             roles: assignments,
                         });
                     }

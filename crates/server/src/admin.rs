@@ -66,6 +66,8 @@ pub struct UserJson {
     pub disabled: bool,
     pub roles: Vec<RoleRef>,
     pub person: Option<String>,
+    /// For a portal user, the id of the customer account they belong to.
+    pub portal_account: Option<i64>,
 }
 
 impl From<UserView> for UserJson {
@@ -78,6 +80,7 @@ impl From<UserView> for UserJson {
             manager: user.manager,
             disabled: user.disabled,
             person: user.person,
+            portal_account: user.portal_account,
             roles: user
                 .roles
                 .into_iter()
@@ -109,6 +112,9 @@ pub struct CreateUser {
     pub roles: Vec<RoleRef>,
     /// The natural person behind the account (an employee number).
     pub person: Option<String>,
+    /// Makes the user a portal user of this customer account (by id): they reach only that
+    /// account's records and portal-visible fields. Set at creation only.
+    pub portal_account: Option<i64>,
 }
 
 /// Changes to a user; absent fields stay as they are; `"manager": null` removes the manager.
@@ -158,6 +164,7 @@ async fn create_user(
         manager: body.manager,
         roles: role_refs(body.roles)?,
         person: body.person,
+        portal_account: body.portal_account,
     };
     let user = state.warden.create_user(&subject, input).await?;
     Ok((StatusCode::CREATED, Json(UserJson::from(user))).into_response())
@@ -524,13 +531,18 @@ fn explain_json(report: ExplainReport) -> serde_json::Value {
             "action": a.action.as_str(),
             "allowed": a.allowed,
             "reasons": a.reasons.iter().map(|r| serde_json::json!({
+                "source": r.source.as_str(),
                 "role": r.role,
                 "object": r.object.as_str(),
                 "action": r.action.as_str(),
                 "scope": r.scope,
+                "rule": r.rule,
+                "principal": r.principal,
+                "access": r.access,
                 "because": r.because,
                 "reporting_path": r.reporting_path,
             })).collect::<Vec<_>>(),
+            "restricted_by": a.restricted_by,
             "denied_because": a.denied_because,
         })).collect::<Vec<_>>(),
         "fields": report.fields.iter().map(|f| serde_json::json!({
@@ -547,7 +559,7 @@ fn explain_json(report: ExplainReport) -> serde_json::Value {
 
 /// Why can `user` see (or change…) this record? Everyone may ask about themselves.
 #[utoipa::path(get, path = "/api/v1/access/explain", tag = "access", security(("bearer" = [])), params(ExplainQuery),
-    responses((status = 200, description = "per action: allowed, every reason (role, scope, reporting path), or why denied; per field: hidden / masked / read, writable, and the role that says so"),
+    responses((status = 200, description = "per action: allowed, every reason (a role's grant with its scope and reporting path, a share, a team place, a sharing rule), the restriction rules that remove it, or why denied; per field: hidden / masked / read, writable, and the role that says so"),
               (status = 403, description = "asking about another user needs manage_users or manage_roles"),
               (status = 404, description = "the record is not readable by the caller")))]
 async fn explain(

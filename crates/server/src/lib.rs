@@ -16,6 +16,7 @@ mod openapi;
 mod records;
 mod reviews;
 mod security;
+mod sharing;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +76,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
         .merge(approvals::router())
         .merge(records::router())
         .merge(reviews::router())
+        .merge(sharing::router())
         .merge(openapi::router());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))

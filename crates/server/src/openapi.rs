@@ -39,9 +39,12 @@ impl Modify for BearerAuth {
         crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
         crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
         crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,
+        crate::sharing::list_shares, crate::sharing::create_share, crate::sharing::delete_share, crate::sharing::add_member, crate::sharing::remove_member,
+        crate::sharing::list_sharing_rules, crate::sharing::create_sharing_rule, crate::sharing::replace_sharing_rule, crate::sharing::delete_sharing_rule,
+        crate::sharing::list_restriction_rules, crate::sharing::create_restriction_rule, crate::sharing::replace_restriction_rule, crate::sharing::delete_restriction_rule,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"), (name = "approvals"), (name = "reviews"))
+    tags((name = "auth"), (name = "records"), (name = "admin"), (name = "access"), (name = "security"), (name = "audit"), (name = "approvals"), (name = "reviews"), (name = "sharing"))
 )]
 struct ApiDoc;
 

@@ -26,6 +26,8 @@ pub struct UserView {
     pub roles: Vec<(String, Option<Timestamp>)>,
     /// The natural person behind the account, when linked.
     pub person: Option<String>,
+    /// For a portal user, the customer account they belong to.
+    pub portal_account: Option<i64>,
 }
 
 /// A user to create. Its `Debug` hides the password.
@@ -39,6 +41,9 @@ pub struct UserInput {
     pub roles: Vec<(String, Option<Timestamp>)>,
     /// The natural person behind the account (an employee number, say).
     pub person: Option<String>,
+    /// Makes the user a portal user of this customer (set at creation only: turning a portal
+    /// user into an internal one would widen their reach without anyone approving it).
+    pub portal_account: Option<i64>,
 }
 
 /// Changes to a user; `None` leaves a field as it is. Its `Debug` hides the password.
@@ -194,6 +199,7 @@ fn user_view(snapshot: &Snapshot, row: &UserRow) -> UserView {
             .map(|m| m.username().to_owned()),
         disabled: row.disabled,
         person: row.person.clone(),
+        portal_account: row.portal_account,
         roles: in_snapshot
             .map(|u| {
                 u.roles()
@@ -335,6 +341,22 @@ impl Warden {
             .map(|m| self.resolve_manager(subject, None, m))
             .transpose()?;
         let roles = self.resolve_roles(subject, &input.roles).await?;
+        if let Some(account) = input.portal_account {
+            if manager.is_some() {
+                return Err(ServiceError::invalid(
+                    "manager",
+                    "a portal user is outside the organisation: no manager",
+                ));
+            }
+            if self
+                .store
+                .get_record(ObjectType::Customers, account)
+                .await?
+                .is_none()
+            {
+                return Err(ServiceError::invalid("portal_account", "no such customer"));
+            }
+        }
         let password = input.password;
         let hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
@@ -354,6 +376,9 @@ impl Warden {
             .await
             .map_err(taken(format!("the username `{username}` is taken")))?;
         tx.set_user_roles(id, &roles).await?;
+        if input.portal_account.is_some() {
+            tx.set_portal_account(id, input.portal_account).await?;
+        }
         if let Some(person) = &input.person {
             tx.set_person(id, Some(&validate_name("person", person, 100)?))
                 .await?;

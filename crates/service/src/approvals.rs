@@ -10,8 +10,8 @@
 use serde_json::{json, Map, Value as Json};
 use warden_policy::schema::Value;
 use warden_policy::{
-    Action, ApprovalPolicy, ApprovalTarget, FieldAccess, ObjectType, Permission, Proposal,
-    RecordRef, Snapshot, Timestamp, UserId,
+    Action, ApprovalPolicy, ApprovalTarget, FieldAccess, ObjectType, OwnedRecordRef, Permission,
+    Proposal, Snapshot, Timestamp, UserId,
 };
 use warden_store::{
     policy_from_json, policy_to_json, value_from_json, value_to_json, ApprovalEvent,
@@ -308,12 +308,13 @@ impl Warden {
         input: &RecordInput,
     ) -> Result<Option<ApprovalView>> {
         let snapshot = &subject.snapshot;
+        let record = planned.record_ref.as_ref();
         let proposal = Proposal {
             object: planned.object,
             action: planned.action(),
             before: planned.before.as_ref().map(|r| r.values.as_slice()),
             after: planned.after.as_deref(),
-            record: &planned.record_ref,
+            record: &record,
         };
         let policies = snapshot.approval_steps(subject.user, &proposal, subject.now);
         if policies.is_empty() {
@@ -321,7 +322,7 @@ impl Warden {
         }
         let target = ApprovalTarget::Record {
             object: planned.object,
-            record: &planned.record_ref,
+            record: &record,
         };
         let steps: Vec<Step> = policies
             .into_iter()
@@ -397,7 +398,7 @@ impl Warden {
         &self,
         snapshot: &Snapshot,
         row: &ApprovalRow,
-    ) -> Result<Option<RecordRef>> {
+    ) -> Result<Option<OwnedRecordRef>> {
         let (Some(object), "record") = (row.object, row.kind.as_str()) else {
             return Ok(None);
         };
@@ -406,7 +407,7 @@ impl Warden {
                 .store
                 .get_record(object, id)
                 .await?
-                .map(|r| r.record_ref())),
+                .map(|r| r.record_ref().to_owned_ref())),
             None => {
                 let payload = parse_record_payload(&row.payload)?;
                 let owner = match &payload.input.owner {
@@ -416,15 +417,23 @@ impl Warden {
                 let Some(owner) = owner else { return Ok(None) };
                 let customer = match payload.input.customer_id {
                     Some(id) => match self.store.get_record(ObjectType::Customers, id).await? {
-                        Some(c) => Some((c.owner, c.unit)),
+                        Some(c) => Some(c),
                         None => return Ok(None),
                     },
                     None => None,
                 };
-                Ok(Some(RecordRef {
+                Ok(Some(OwnedRecordRef {
                     owner: owner.id(),
                     unit: owner.unit(),
-                    customer,
+                    customer: customer.as_ref().map(|c| (c.owner, c.unit)),
+                    id: None,
+                    customer_id: customer.as_ref().map(|c| c.id),
+                    shares: Vec::new(),
+                    values: Vec::new(),
+                    customer_shares: customer
+                        .as_ref()
+                        .map_or_else(Vec::new, |c| c.shares.clone()),
+                    customer_values: customer.map_or_else(Vec::new, |c| c.values),
                 }))
             }
         }
@@ -436,17 +445,18 @@ impl Warden {
         snapshot: &Snapshot,
         row: &ApprovalRow,
         steps: &[Step],
-        target: Option<&RecordRef>,
+        target: Option<&OwnedRecordRef>,
         now: Timestamp,
     ) -> Vec<Vec<UserId>> {
         let affected = (row.kind == "organisation")
             .then(|| crate::four_eyes::OrgChange::parse(&row.payload).ok())
             .flatten()
             .and_then(|change| change.affected_user());
+        let record = target.map(OwnedRecordRef::as_ref);
         steps
             .iter()
             .map(|step| {
-                let target = match (row.kind.as_str(), row.object, target) {
+                let target = match (row.kind.as_str(), row.object, record.as_ref()) {
                     ("record", Some(object), Some(record)) => {
                         ApprovalTarget::Record { object, record }
                     }
@@ -569,16 +579,20 @@ impl Warden {
         &self,
         subject: &Subject,
         row: &ApprovalRow,
-        target: Option<&RecordRef>,
+        target: Option<&OwnedRecordRef>,
     ) -> Result<(Vec<ProposedField>, Option<String>)> {
         let (Some(object), "record") = (row.object, row.kind.as_str()) else {
             return Ok((Vec::new(), None));
         };
         let payload = parse_record_payload(&row.payload)?;
         let levels = target.map(|record| {
-            subject
-                .snapshot
-                .field_levels(subject.user, Action::Read, object, record, subject.now)
+            subject.snapshot.field_levels(
+                subject.user,
+                Action::Read,
+                object,
+                &record.as_ref(),
+                subject.now,
+            )
         });
         let fields = payload
             .input

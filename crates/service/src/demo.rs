@@ -172,7 +172,11 @@ pub fn demo_roles() -> Vec<DemoRole> {
         (
             "Sales Manager",
             "Manages the sales team's customers (everyone below them in the reporting line).",
-            [grants(customers, sales_actions, team), grants(customers, &[Approve], team)].concat(),
+            [
+                grants(customers, sales_actions, team),
+                grants(customers, &[Approve], team),
+            ]
+            .concat(),
             vec![],
             [
                 field_rules(C, &["credit_limit"], FieldAccess::Read),
@@ -184,7 +188,11 @@ pub fn demo_roles() -> Vec<DemoRole> {
         (
             "Sales Supervisor",
             "Manages their team's customers (everyone below them in the reporting line).",
-            [grants(customers, sales_actions, team), grants(customers, &[Approve], team)].concat(),
+            [
+                grants(customers, sales_actions, team),
+                grants(customers, &[Approve], team),
+            ]
+            .concat(),
             vec![],
             [
                 field_rules(C, &["credit_limit"], FieldAccess::Read),
@@ -195,7 +203,11 @@ pub fn demo_roles() -> Vec<DemoRole> {
         (
             "Sales Rep",
             "Works on their own customers.",
-            grants(customers, &[Read, Create, Update, Delete, Share], Scope::Own),
+            grants(
+                customers,
+                &[Read, Create, Update, Delete, Share],
+                Scope::Own,
+            ),
             vec![],
             [
                 field_rules(C, &["credit_limit"], FieldAccess::Read),
@@ -230,8 +242,26 @@ pub fn demo_roles() -> Vec<DemoRole> {
         ),
         (
             "Portal Read-only",
-            "External user: reads their own company's records only (portal scope; until it exists, nothing).",
+            "External user: reads their own company's records only, portal-visible fields only.",
+            grants(ObjectType::ALL, &[Read], Scope::Account),
             vec![],
+            vec![],
+        ),
+        (
+            "Portal Editor",
+            "External user: reads and updates their own company's records (portal-visible fields).",
+            grants(ObjectType::ALL, &[Read, Update], Scope::Account),
+            vec![],
+            vec![],
+        ),
+        (
+            "Portal Admin",
+            "External user: also adds and removes their company's contacts, deals and activities.",
+            [
+                grants(ObjectType::ALL, &[Read, Update], Scope::Account),
+                grants(&ObjectType::ALL[1..], &[Create, Delete], Scope::Account),
+            ]
+            .concat(),
             vec![],
             vec![],
         ),
@@ -370,6 +400,9 @@ fn demo_customer(i: usize, seq: &mut Sequence) -> Vec<Value> {
             seq.next() % 10_000,
             seq.next() % 10_000
         )),
+        // Every 25th customer is a key account (none of the demo's rules tests it; the README
+        // shows a restriction rule that does).
+        Value::Bool(i % 25 == 7),
     ]
 }
 
@@ -540,6 +573,16 @@ pub async fn seed(
     }
     tx.insert_records(ObjectType::Contacts, &contacts, now)
         .await?;
+    // Portal users belong to the first customer, "Acme Trading".
+    if let Some(acme) = customer_ids.first() {
+        for (username, _, unit, _, _) in DEMO_USERS {
+            if *unit == "Portal Users" {
+                if let Some((_, id)) = users.iter().find(|(n, _)| n == username) {
+                    tx.set_portal_account(*id, Some(*acme)).await?;
+                }
+            }
+        }
+    }
     tx.insert_records(ObjectType::Deals, &deals, now).await?;
     tx.bump_epoch().await?;
     tx.commit().await?;

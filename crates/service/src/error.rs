@@ -58,6 +58,10 @@ impl From<StoreError> for ServiceError {
             StoreError::Duplicate(what) => {
                 ServiceError::Conflict(format!("already exists: {what}"))
             }
+            // A customer with portal users, a unit with members, …: the caller can resolve it.
+            StoreError::Reference(what) => {
+                ServiceError::Conflict(format!("still referenced: {what}"))
+            }
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -10,8 +10,10 @@ use warden_policy::{
     AccessOwner, Action, ApprovalPolicy, ApprovalTarget, FieldAccess, FieldRule, Grant, ObjectType,
     Permission, RoleAssignment, RoleId, Scope, UserId,
 };
+use warden_policy::{RestrictionRule, SharingRule};
 use warden_store::{
-    policy_from_json, policy_to_json, rules_from_json, rules_to_json, ApprovalRow,
+    policy_from_json, policy_to_json, restriction_rule_from_json, restriction_rule_to_json,
+    rules_from_json, rules_to_json, sharing_rule_from_json, sharing_rule_to_json, ApprovalRow,
     NewApprovalRequest, Tx, FOUR_EYES,
 };
 
@@ -64,6 +66,12 @@ pub(crate) enum OrgChange {
     },
     DeletePolicy(i64),
     SetFourEyes(bool),
+    /// A new sharing rule, or (with an id) a replacement.
+    PutSharingRule(SharingRule),
+    DeleteSharingRule(i64),
+    /// A new restriction rule, or (with an id) a replacement.
+    PutRestrictionRule(RestrictionRule),
+    DeleteRestrictionRule(i64),
 }
 
 /// What applying a change created, if anything.
@@ -72,6 +80,7 @@ pub(crate) enum Created {
     Nothing,
     Role(RoleId),
     Policy(i64),
+    Rule(i64),
 }
 
 impl OrgChange {
@@ -102,6 +111,10 @@ impl OrgChange {
             OrgChange::SetPerson { .. } => "user.person",
             OrgChange::SetPassword { .. } => "user.password",
             OrgChange::SetControl { .. } => "object.control",
+            OrgChange::PutSharingRule(_) => "sharing_rule.put",
+            OrgChange::DeleteSharingRule(_) => "sharing_rule.delete",
+            OrgChange::PutRestrictionRule(_) => "restriction_rule.put",
+            OrgChange::DeleteRestrictionRule(_) => "restriction_rule.delete",
         }
     }
 
@@ -129,6 +142,12 @@ impl OrgChange {
             OrgChange::SetControl { object, .. } => {
                 format!("change how access to {object} is decided")
             }
+            OrgChange::PutSharingRule(rule) => format!("set the sharing rule `{}`", rule.name),
+            OrgChange::DeleteSharingRule(id) => format!("delete sharing rule {id}"),
+            OrgChange::PutRestrictionRule(rule) => {
+                format!("set the restriction rule `{}`", rule.name)
+            }
+            OrgChange::DeleteRestrictionRule(id) => format!("delete restriction rule {id}"),
         };
         format!("{requester} asks to {what}")
     }
@@ -184,6 +203,17 @@ impl OrgChange {
             }
             OrgChange::DeletePolicy(id) => json!({"op": op, "id": id}),
             OrgChange::SetFourEyes(on) => json!({"op": op, "on": on}),
+            OrgChange::PutSharingRule(rule) => json!({
+                "op": op, "id": rule.id, "name": rule.name, "object": rule.object.as_str(),
+                "definition": sharing_rule_to_json(rule),
+            }),
+            OrgChange::PutRestrictionRule(rule) => json!({
+                "op": op, "id": rule.id, "name": rule.name, "object": rule.object.as_str(),
+                "definition": restriction_rule_to_json(rule),
+            }),
+            OrgChange::DeleteSharingRule(id) | OrgChange::DeleteRestrictionRule(id) => {
+                json!({"op": op, "id": id})
+            }
         }
     }
 
@@ -238,6 +268,25 @@ impl OrgChange {
             },
             "approval_policy.delete" => OrgChange::DeletePolicy(int(&v["id"])?),
             "settings.four_eyes" => OrgChange::SetFourEyes(v["on"].as_bool().unwrap_or(true)),
+            op @ ("sharing_rule.put" | "restriction_rule.put") => {
+                let id = int(&v["id"])?;
+                let name = v["name"].as_str().unwrap_or_default().to_owned();
+                let object = ObjectType::parse(v["object"].as_str().unwrap_or_default())
+                    .map_err(|e| bad(&e.to_string()))?;
+                if op == "sharing_rule.put" {
+                    OrgChange::PutSharingRule(
+                        sharing_rule_from_json(id, name, object, &v["definition"])
+                            .map_err(|m| bad(&m))?,
+                    )
+                } else {
+                    OrgChange::PutRestrictionRule(
+                        restriction_rule_from_json(id, name, object, &v["definition"])
+                            .map_err(|m| bad(&m))?,
+                    )
+                }
+            }
+            "sharing_rule.delete" => OrgChange::DeleteSharingRule(int(&v["id"])?),
+            "restriction_rule.delete" => OrgChange::DeleteRestrictionRule(int(&v["id"])?),
             other => return Err(bad(&format!("unknown operation `{other}`"))),
         })
     }
@@ -401,6 +450,32 @@ async fn write_change(tx: &mut Tx, subject: &Subject, change: &OrgChange) -> Res
         }
         OrgChange::SetControl { object, control } => {
             tx.set_control(*object, *control).await?;
+            Created::Nothing
+        }
+        OrgChange::PutSharingRule(rule) => {
+            let taken = taken(format!("a sharing rule named `{}` exists", rule.name));
+            if rule.id == 0 {
+                Created::Rule(tx.insert_sharing_rule(rule, now).await.map_err(taken)?)
+            } else {
+                tx.update_sharing_rule(rule, now).await.map_err(taken)?;
+                Created::Rule(rule.id)
+            }
+        }
+        OrgChange::PutRestrictionRule(rule) => {
+            let taken = taken(format!("a restriction rule named `{}` exists", rule.name));
+            if rule.id == 0 {
+                Created::Rule(tx.insert_restriction_rule(rule, now).await.map_err(taken)?)
+            } else {
+                tx.update_restriction_rule(rule, now).await.map_err(taken)?;
+                Created::Rule(rule.id)
+            }
+        }
+        OrgChange::DeleteSharingRule(id) => {
+            tx.delete_rule(false, *id).await?;
+            Created::Nothing
+        }
+        OrgChange::DeleteRestrictionRule(id) => {
+            tx.delete_rule(true, *id).await?;
             Created::Nothing
         }
     };

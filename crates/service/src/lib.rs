@@ -21,7 +21,9 @@ mod four_eyes;
 mod logging;
 mod records;
 mod reviews;
+mod rules;
 mod security;
+mod sharing;
 mod state;
 mod whatif;
 
@@ -35,15 +37,17 @@ pub use approvals::{
 pub use audit::{AuditFilter, AuditPage, MAX_AUDIT_PAGE};
 pub use auth::{LoginOutcome, LoginRequest, Subject};
 pub use error::ServiceError;
-pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport};
+pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport, ReasonSource};
 pub use records::{ListQuery, Page, RecordInput, RecordView};
 pub use reviews::{
     CampaignInput, CampaignView, DormantGrant, PrivilegedAccount, ReviewScope, SodConflict,
     DEFAULT_SOD_RULES,
 };
+pub use rules::{AudienceInput, RestrictionRuleInput, RuleSourceInput, RuleView, SharingRuleInput};
 pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };
+pub use sharing::{PrincipalName, ShareView};
 pub use state::{Config, Warden};
 pub use whatif::{UserAccessChange, WhatIfChange, WhatIfReport};
 

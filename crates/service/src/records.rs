@@ -3,7 +3,7 @@
 
 use warden_policy::schema::{schema, FieldKind, Value};
 use warden_policy::{
-    mask, Action, Decision, Denial, FieldAccess, FieldLevels, ObjectType, RecordRef,
+    mask, Action, Decision, Denial, FieldAccess, FieldLevels, ObjectType, OwnedRecordRef, RecordRef,
 };
 use warden_store::{AccessEntry, NewRecord, Record, RecordChanges, StoreError, Tx};
 
@@ -431,7 +431,11 @@ impl Warden {
         input: &RecordInput,
     ) -> Result<PlannedChange> {
         let schema = schema(object);
-        validate_fields(object, &input.fields, None)?;
+        // The record as it will be: restriction and sharing rules test its values.
+        let mut row = vec![Value::Null; schema.fields.len()];
+        for (index, value) in validate_fields(object, &input.fields, None)? {
+            row[index] = value;
+        }
         let (owner, unit) = match &input.owner {
             Some(owner) => self.resolve_owner(subject, owner)?,
             None => {
@@ -462,19 +466,29 @@ impl Warden {
                         }
                         other => other,
                     })?;
-                Some((customer.id, (customer.owner, customer.unit)))
+                Some(customer)
             }
         };
-        let prospective = RecordRef {
+        let prospective = OwnedRecordRef {
             owner,
             unit,
-            customer: customer.map(|(_, c)| c),
+            customer: customer.as_ref().map(|c| (c.owner, c.unit)),
+            id: None,
+            customer_id: customer.as_ref().map(|c| c.id),
+            shares: Vec::new(),
+            values: row.clone(),
+            customer_shares: customer
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.shares.clone()),
+            customer_values: customer
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.values.clone()),
         };
         let decision = subject.snapshot.check(
             subject.user,
             Action::Create,
             object,
-            &prospective,
+            &prospective.as_ref(),
             subject.now,
         );
         if !decision.is_allowed() {
@@ -487,13 +501,10 @@ impl Warden {
             subject.user,
             Action::Create,
             object,
-            &prospective,
+            &prospective.as_ref(),
             subject.now,
         );
-        let mut row = vec![Value::Null; schema.fields.len()];
-        for (index, value) in validate_fields(object, &input.fields, Some(&writable))? {
-            row[index] = value;
-        }
+        validate_fields(object, &input.fields, Some(&writable))?;
         for (index, def) in schema.fields.iter().enumerate() {
             if def.required && row[index] == Value::Null {
                 return Err(ServiceError::invalid(def.name, "is required"));
@@ -505,7 +516,7 @@ impl Warden {
             before: None,
             after: Some(row.clone()),
             change: Change::Create(NewRecord {
-                customer_id: customer.map(|(id, _)| id),
+                customer_id: customer.map(|c| c.id),
                 owner,
                 unit,
                 values: row,
@@ -565,7 +576,7 @@ impl Warden {
                 let after = RecordRef {
                     owner,
                     unit,
-                    customer: record.customer,
+                    ..record.record_ref()
                 };
                 let decision = subject.snapshot.check(
                     subject.user,
@@ -596,7 +607,7 @@ impl Warden {
         }
         Ok(PlannedChange {
             object,
-            record_ref: record.record_ref(),
+            record_ref: record.record_ref().to_owned_ref(),
             after: Some(after),
             change: Change::Update {
                 id,
@@ -634,7 +645,7 @@ impl Warden {
         }
         Ok(PlannedChange {
             object,
-            record_ref: record.record_ref(),
+            record_ref: record.record_ref().to_owned_ref(),
             after: None,
             change: Change::Delete {
                 id,
@@ -650,7 +661,7 @@ impl Warden {
 pub(crate) struct PlannedChange {
     pub(crate) object: ObjectType,
     /// The record as the engine sees it (for a create: as it will be).
-    pub(crate) record_ref: RecordRef,
+    pub(crate) record_ref: OwnedRecordRef,
     /// The record as it is (none for a create).
     pub(crate) before: Option<Record>,
     /// Its values as they will be (none for a delete).

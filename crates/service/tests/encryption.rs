@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use warden_policy::schema::Value;
-use warden_policy::{Filter, ObjectType, RecordFilter};
+use warden_policy::{ObjectType, RecordFilter};
 use warden_service::demo;
 use warden_service::store::keys::MasterKey;
 use warden_service::store::{Store, SQLITE_FILE};
@@ -18,10 +18,7 @@ const TOTP_SECRET: &str = "KRUGKIDROVUWG2ZAMJZG653OEBTG66BANJ2W24DT";
 /// Every sensitive value and every customer name (a control: these must be found) of the
 /// seeded demo, read back through the store.
 async fn demo_values(store: &Store) -> (Vec<String>, Vec<String>) {
-    let all = RecordFilter {
-        via_customer: false,
-        filter: Filter::All,
-    };
+    let all = RecordFilter::everything(ObjectType::Customers);
     let (mut sensitive, mut names) = (Vec::new(), Vec::new());
     let mut after = None;
     loop {

@@ -24,6 +24,7 @@ mod records;
 mod reviews;
 mod security;
 mod sessions;
+mod sharing;
 mod sql;
 mod stats;
 #[doc(hidden)]
@@ -51,6 +52,10 @@ pub use security::{
     address_key, rules_from_json, rules_to_json, user_key, ApiTokenRow, ThrottleState, TotpState,
 };
 pub use sessions::SessionRow;
+pub use sharing::{
+    principal_from_json, principal_to_json, restriction_rule_from_json, restriction_rule_to_json,
+    sharing_rule_from_json, sharing_rule_to_json, ShareRow,
+};
 
 /// Result type of the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -49,6 +49,8 @@ pub struct UserRow {
     pub disabled: bool,
     /// The natural person behind the account (accounts with the same value are one person).
     pub person: Option<String>,
+    /// For a portal user, the customer account they belong to.
+    pub portal_account: Option<i64>,
 }
 
 /// A user to create.
@@ -164,6 +166,7 @@ fn decode_user(row: &sqlx::any::AnyRow) -> Result<UserRow> {
         manager: row.try_get::<Option<i64>, _>(4)?.map(UserId),
         disabled: row.try_get::<i64, _>(5)? != 0,
         person: row.try_get(6)?,
+        portal_account: row.try_get(7)?,
     })
 }
 
@@ -194,7 +197,14 @@ impl Store {
         let roles = read_roles(&mut tx).await?;
         // Users and their roles are the bulk of the organisation: each is read as one JSON
         // value (see `bulk.rs`), not row by row.
-        const USER_COLUMNS: &[&str] = &["id", "username", "unit_id", "manager_id", "disabled"];
+        const USER_COLUMNS: &[&str] = &[
+            "id",
+            "username",
+            "unit_id",
+            "manager_id",
+            "disabled",
+            "portal_account",
+        ];
         let rows = bulk::fetch_table(&mut tx, self.backend(), "users", USER_COLUMNS, "id").await?;
         let mut users = bulk::decode_rows(&rows, "users", USER_COLUMNS, |row| {
             Ok(UserDef {
@@ -204,6 +214,7 @@ impl Store {
                 manager: row.opt_int(3)?.map(UserId),
                 disabled: row.int(4)? != 0,
                 roles: Vec::new(),
+                portal_account: row.opt_int(5)?,
             })
         })?;
         let user_index: std::collections::HashMap<UserId, usize> =
@@ -287,8 +298,12 @@ impl Store {
                 .iter()
                 .map(|row| Ok((UserId(row.try_get(0)?), row.try_get::<String, _>(1)?)))
                 .collect::<Result<Vec<_>>>()?;
+        let sharing_rules = crate::sharing::read_sharing_rules(&mut tx).await?;
+        let restriction_rules = crate::sharing::read_restriction_rules(&mut tx).await?;
         tx.commit().await?;
         Ok(Model {
+            sharing_rules,
+            restriction_rules,
             approval_policies,
             four_eyes,
             persons,
@@ -335,7 +350,7 @@ impl Store {
 
     /// Every user.
     pub async fn users(&self) -> Result<Vec<UserRow>> {
-        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled, person FROM users ORDER BY id")
+        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled, person, portal_account FROM users ORDER BY id")
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -345,7 +360,7 @@ impl Store {
 
     /// One user by username.
     pub async fn user_by_name(&self, username: &str) -> Result<Option<UserRow>> {
-        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled, person FROM users WHERE username = $1")
+        sqlx::query("SELECT id, username, display_name, unit_id, manager_id, disabled, person, portal_account FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
             .await?

@@ -4,7 +4,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use warden_policy::schema::{schema, FieldDef, FieldKind, ObjectSchema, Value};
-use warden_policy::{Filter, ObjectType, RecordFilter, RecordRef, Timestamp, UnitId, UserId};
+use warden_policy::{
+    Facts, Filter, ObjectType, Principal, RecordFilter, RecordRef, Share, ShareAccess, ShareKind,
+    Timestamp, UnitId, UserId,
+};
 
 use crate::crypto::{FieldRef, Keys};
 use crate::sql::{Param, SqlBuilder};
@@ -24,15 +27,31 @@ pub struct Record {
     pub values: Vec<Value>,
     /// The customer's owner and unit, for records that belong to a customer.
     pub customer: Option<(UserId, UnitId)>,
+    /// The record's shares and team places.
+    pub shares: Vec<Share>,
+    /// Its customer's shares and team places, and field values (sensitive ones left empty:
+    /// rules never test them), for records that belong to a customer.
+    pub customer_shares: Vec<Share>,
+    pub customer_values: Vec<Value>,
 }
 
 impl Record {
     /// What the permission engine needs to know of this record.
-    pub fn record_ref(&self) -> RecordRef {
+    pub fn record_ref(&self) -> RecordRef<'_> {
         RecordRef {
             owner: self.owner,
             unit: self.unit,
             customer: self.customer,
+            id: Some(self.id),
+            customer_id: self.customer_id,
+            facts: Facts {
+                shares: &self.shares,
+                values: &self.values,
+            },
+            customer_facts: Facts {
+                shares: &self.customer_shares,
+                values: &self.customer_values,
+            },
         }
     }
 
@@ -119,7 +138,7 @@ fn to_param(
     }
 }
 
-fn plain_param(field: &FieldDef, value: &Value) -> Param {
+pub(crate) fn plain_param(field: &FieldDef, value: &Value) -> Param {
     if stored_as_text(field) {
         Param::Text(match value {
             Value::Null => None,
@@ -182,8 +201,9 @@ fn decode_value(
     }
 }
 
-/// The select list: fixed columns first, then the schema's fields.
-fn select_list(object: &ObjectSchema) -> String {
+/// The select list: fixed columns first, then the schema's fields, the record's shares, and
+/// for a record of a customer, the customer's shares and plain field values.
+fn select_list(object: &ObjectSchema, backend: Backend) -> String {
     let mut columns =
         String::from("r.id, r.owner_id, r.unit_id, r.version, r.created_at, r.updated_at");
     if object.has_customer {
@@ -193,7 +213,63 @@ fn select_list(object: &ObjectSchema) -> String {
         columns.push_str(", r.");
         columns.push_str(field.name);
     }
+    columns.push_str(", ");
+    columns.push_str(&shares_column("r", object.object, backend));
+    if object.has_customer {
+        columns.push_str(", ");
+        columns.push_str(&shares_column("c", ObjectType::Customers, backend));
+        for field in schema(ObjectType::Customers).fields {
+            if !field.sensitive {
+                columns.push_str(", c.");
+                columns.push_str(field.name);
+            }
+        }
+    }
     columns
+}
+
+/// One column listing `alias`'s shares as `kind:principal kind:id:access`, comma-separated
+/// (NULL when there are none): read with the record, so that a check needs no second query.
+fn shares_column(alias: &str, object: ObjectType, backend: Backend) -> String {
+    let aggregate = match backend {
+        Backend::Sqlite => "group_concat",
+        Backend::Postgres => "string_agg",
+    };
+    format!(
+        "(SELECT {aggregate}(s.kind || ':' || s.principal_kind || ':' || \
+         CAST(s.principal_id AS TEXT) || ':' || s.access, ',') FROM record_shares s \
+         WHERE s.object = '{}' AND s.record_id = {alias}.id)",
+        object.as_str()
+    )
+}
+
+fn decode_shares(text: Option<String>) -> Result<Vec<Share>> {
+    let corrupt = |message: String| StoreError::Corrupt {
+        table: "record_shares",
+        column: "*",
+        message,
+    };
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let mut shares = text
+        .split(',')
+        .map(|item| {
+            let parts: Vec<&str> = item.split(':').collect();
+            let [kind, principal_kind, id, access] = parts.as_slice() else {
+                return Err(corrupt(format!("`{item}`")));
+            };
+            let id: i64 = id.parse().map_err(|_| corrupt(format!("`{item}`")))?;
+            Ok(Share {
+                kind: ShareKind::parse(kind).ok_or_else(|| corrupt(format!("`{item}`")))?,
+                principal: Principal::from_parts(principal_kind, id)
+                    .ok_or_else(|| corrupt(format!("`{item}`")))?,
+                access: ShareAccess::parse(access).ok_or_else(|| corrupt(format!("`{item}`")))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    shares.sort_unstable();
+    Ok(shares)
 }
 
 fn from_clause(object: &ObjectSchema) -> String {
@@ -225,7 +301,37 @@ fn decode_record(keys: &Keys, row: &AnyRow, object: &'static ObjectSchema) -> Re
         .enumerate()
         .map(|(i, field)| decode_value(keys, row, id, column + i, object, field))
         .collect::<Result<Vec<_>>>()?;
+    column += object.fields.len();
+    let shares = decode_shares(row.try_get(column)?)?;
+    column += 1;
+    let (customer_shares, customer_values) = if let Some(customer_id) = customer_id {
+        let shares = decode_shares(row.try_get(column)?)?;
+        column += 1;
+        let customers = schema(ObjectType::Customers);
+        let mut values = Vec::with_capacity(customers.fields.len());
+        for field in customers.fields {
+            if field.sensitive {
+                values.push(Value::Null);
+            } else {
+                values.push(decode_value(
+                    keys,
+                    row,
+                    customer_id,
+                    column,
+                    customers,
+                    field,
+                )?);
+                column += 1;
+            }
+        }
+        (shares, values)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     Ok(Record {
+        shares,
+        customer_shares,
+        customer_values,
         object: object.object,
         id,
         customer_id,
@@ -261,13 +367,12 @@ fn page_sql(
     limit: u32,
     backend: Backend,
 ) -> SqlBuilder {
-    let alias = if filter.via_customer { "c" } else { "r" };
     let from = from_clause(object);
     let mut sql = SqlBuilder::new(&format!("SELECT {select} FROM {from} WHERE "));
     if !walk_ids {
         sql.push(&format!("r.id IN (SELECT r.id FROM {from} WHERE "));
     }
-    sql.push_filter(alias, &filter.filter, walk_ids, backend);
+    sql.push_record_filter(filter, walk_ids, backend);
     push_matching(&mut sql, object, matching);
     if let Some(after) = after {
         sql.push(" AND r.id > ").bind_int(after);
@@ -311,7 +416,7 @@ impl Store {
         let schema = schema(object);
         let mut sql = SqlBuilder::new(&format!(
             "SELECT {} FROM {} WHERE r.id = ",
-            select_list(schema),
+            select_list(schema, self.backend()),
             from_clause(schema)
         ));
         sql.bind_int(id);
@@ -320,13 +425,66 @@ impl Store {
             .transpose()
     }
 
-    /// How many customers match a filter, from the per-owner counts (no record is read).
+    /// How many customers match a filter of owners and units, from the per-owner counts (no
+    /// record is read). A filter with shares or rule conditions needs the records: it is
+    /// counted by [`Store::count_records`].
     pub async fn count_customers(&self, filter: &Filter) -> Result<i64> {
+        if !filter.is_hierarchical() {
+            let all = RecordFilter {
+                object: ObjectType::Customers,
+                via_customer: false,
+                filter: filter.clone(),
+                restrictions: Vec::new(),
+                account: None,
+            };
+            return self.count_records(&all, None).await;
+        }
         let mut sql = SqlBuilder::new(
             "SELECT CAST(COALESCE(SUM(r.n), 0) AS BIGINT) FROM customer_counts r WHERE ",
         );
-        sql.push_filter("r", filter, false, self.backend());
+        sql.push_filter("r", ObjectType::Customers, filter, false, self.backend());
         Ok(sql.scalar::<i64>().fetch_one(&self.pool).await?)
+    }
+
+    /// How many records match `filter` and, when given, not `except` (both for one object):
+    /// what-if's gained and lost counts, in one statement each.
+    pub async fn count_records(
+        &self,
+        filter: &RecordFilter,
+        except: Option<&RecordFilter>,
+    ) -> Result<i64> {
+        let schema = schema(filter.object);
+        let mut sql = SqlBuilder::new(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM {} WHERE ",
+            from_clause(schema)
+        ));
+        sql.push("(");
+        sql.push_record_filter(filter, false, self.backend());
+        sql.push(")");
+        if let Some(except) = except {
+            sql.push(" AND NOT (");
+            sql.push_record_filter(except, false, self.backend());
+            sql.push(")");
+        }
+        Ok(sql.scalar::<i64>().fetch_one(&self.pool).await?)
+    }
+
+    /// Up to `limit` ids of records matching `filter` and not `except`, in id order (what-if's
+    /// samples).
+    pub async fn sample_records(
+        &self,
+        filter: &RecordFilter,
+        except: &RecordFilter,
+        limit: u32,
+    ) -> Result<Vec<i64>> {
+        let schema = schema(filter.object);
+        let mut sql = SqlBuilder::new(&format!("SELECT r.id FROM {} WHERE (", from_clause(schema)));
+        sql.push_record_filter(filter, false, self.backend());
+        sql.push(") AND NOT (");
+        sql.push_record_filter(except, false, self.backend());
+        sql.push(") ORDER BY r.id LIMIT ")
+            .bind_int(i64::from(limit));
+        Ok(sql.scalar::<i64>().fetch_all(&self.pool).await?)
     }
 
     /// One page of the records matching `filter`, in id order, after the id `after`.
@@ -406,7 +564,7 @@ impl Store {
         let schema = schema(object);
         let sql = page_sql(
             schema,
-            &select_list(schema),
+            &select_list(schema, self.backend()),
             filter,
             matching,
             walk_ids,
@@ -436,6 +594,9 @@ impl Store {
         Ok(match (&filter.filter, filter.via_customer) {
             (Filter::All, _) => ListPlan::WalkIds,
             (_, true) => ListPlan::Enumerate,
+            // A sharing rule's condition has no index to enumerate from; shares and owner or
+            // unit sets do (the estimate counts the latter, shares are few per user).
+            (filter, false) if filter_has_rule_condition(filter) => ListPlan::WalkIds,
             (filter, false) => {
                 // Estimates from the planner's statistics (see `stats.rs`): both plans return
                 // the same rows, only their cost depends on the choice.
@@ -458,9 +619,8 @@ impl Store {
         filter: &RecordFilter,
     ) -> Result<Vec<i64>> {
         let schema = schema(object);
-        let alias = if filter.via_customer { "c" } else { "r" };
         let mut sql = SqlBuilder::new(&format!("SELECT r.id FROM {} WHERE ", from_clause(schema)));
-        sql.push_filter(alias, &filter.filter, false, self.backend());
+        sql.push_record_filter(filter, false, self.backend());
         sql.push(" ORDER BY r.id");
         Ok(sql.scalar::<i64>().fetch_all(&self.pool).await?)
     }
@@ -472,10 +632,13 @@ impl Store {
         let schema = schema(ObjectType::Customers);
         let mut sql = page_sql(
             schema,
-            &select_list(schema),
+            &select_list(schema, self.backend()),
             &RecordFilter {
+                object: ObjectType::Customers,
                 via_customer: false,
                 filter: filter.clone(),
+                restrictions: Vec::new(),
+                account: None,
             },
             &[],
             walk_ids,
@@ -498,6 +661,11 @@ impl Store {
             })
             .collect()
     }
+}
+
+fn filter_has_rule_condition(filter: &Filter) -> bool {
+    matches!(filter, Filter::Any(conditions)
+        if conditions.iter().any(|c| matches!(c, warden_policy::Condition::Matches(_))))
 }
 
 async fn adjust_customer_count(tx: &mut Tx, owner: UserId, unit: UnitId, delta: i64) -> Result<()> {
@@ -563,7 +731,7 @@ impl Tx {
         let schema = schema(object);
         let mut sql = SqlBuilder::new(&format!(
             "SELECT {} FROM {} WHERE r.id = ",
-            select_list(schema),
+            select_list(schema, self.backend()),
             from_clause(schema)
         ));
         sql.bind_int(id);
@@ -748,6 +916,20 @@ impl Tx {
         if expected_version.is_some_and(|v| v != before.version) {
             return Err(StoreError::Conflict);
         }
+        if object == ObjectType::Customers {
+            // The customer's records go with it (ON DELETE CASCADE), and their shares with them.
+            for child in ObjectType::ALL.iter().filter(|o| schema(**o).has_customer) {
+                sqlx::query(&format!(
+                    "DELETE FROM record_shares WHERE object = $1 AND record_id IN \
+                     (SELECT id FROM {} WHERE customer_id = $2)",
+                    schema(*child).table
+                ))
+                .bind(child.as_str())
+                .bind(id)
+                .execute(&mut *self.tx)
+                .await?;
+            }
+        }
         let mut sql = SqlBuilder::new(&format!("DELETE FROM {} WHERE id = ", schema(object).table));
         sql.bind_int(id)
             .push(" AND version = ")
@@ -755,9 +937,16 @@ impl Tx {
         if sql.query().execute(&mut *self.tx).await?.rows_affected() == 0 {
             return Err(StoreError::Conflict);
         }
+        // Shares have no foreign key (they point into five tables): they go with their record,
+        // and a customer's go with the records deleted with it.
         if object == ObjectType::Customers {
             adjust_customer_count(self, before.owner, before.unit, -1).await?;
         }
+        sqlx::query("DELETE FROM record_shares WHERE object = $1 AND record_id = $2")
+            .bind(object.as_str())
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(before)
     }
 }

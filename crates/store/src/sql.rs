@@ -3,8 +3,12 @@
 use sqlx::any::AnyArguments;
 use sqlx::query::{Query, QueryScalar};
 use sqlx::Any;
-use warden_policy::{Condition, Filter};
+use warden_policy::schema::{schema, FieldKind, Value};
+use warden_policy::{
+    CompareOp, Condition, Criteria, Filter, ObjectType, RecordFilter, ShareAccess, SharedWith,
+};
 
+use crate::records::plain_param;
 use crate::Backend;
 
 /// A bound value, typed for the column it goes to (PostgreSQL wants typed NULLs).
@@ -102,7 +106,8 @@ impl SqlBuilder {
         self.push(")")
     }
 
-    /// Appends the engine's filter as a boolean term over `alias.owner_id` and `alias.unit_id`.
+    /// Appends the engine's filter as a boolean term over the deciding record `alias` (its
+    /// `owner_id`, `unit_id`, `id` for shares, and its fields for sharing rules).
     ///
     /// With `walk_ids`, the terms are written so that no index on owner or unit is used
     /// (`+column`): the planner then walks the id order and tests each row, which is the fast
@@ -110,6 +115,7 @@ impl SqlBuilder {
     pub(crate) fn push_filter(
         &mut self,
         alias: &str,
+        object: ObjectType,
         filter: &Filter,
         walk_ids: bool,
         backend: Backend,
@@ -136,9 +142,174 @@ impl SqlBuilder {
                     let ids: Vec<i64> = ids.iter().map(|id| id.0).collect();
                     self.push_in(&format!("{hint}{alias}.unit_id"), &ids, backend)
                 }
+                Condition::SharedWith(with) => self.push_shared_with(alias, with, backend),
+                Condition::Matches(criteria) => {
+                    self.push_criteria(alias, object, criteria, backend)
+                }
             };
         }
         self.push(")")
+    }
+
+    /// Appends the whole of a record filter for rows `r` (joined to their customer `c`):
+    /// what reaches the deciding record, every restriction, and a portal user's account.
+    pub(crate) fn push_record_filter(
+        &mut self,
+        filter: &RecordFilter,
+        walk_ids: bool,
+        backend: Backend,
+    ) -> &mut Self {
+        let (alias, deciding) = if filter.via_customer {
+            ("c", ObjectType::Customers)
+        } else {
+            ("r", filter.object)
+        };
+        self.push_filter(alias, deciding, &filter.filter, walk_ids, backend);
+        for only in &filter.restrictions {
+            self.push(" AND ");
+            self.push_criteria(alias, deciding, only, backend);
+        }
+        if let Some(account) = filter.account {
+            self.push(if filter.object == ObjectType::Customers {
+                " AND r.id = "
+            } else {
+                " AND r.customer_id = "
+            })
+            .bind_int(account);
+        }
+        self
+    }
+
+    /// `alias.id IN (the records shared with the user, one of their units or roles)`.
+    fn push_shared_with(&mut self, alias: &str, with: &SharedWith, backend: Backend) -> &mut Self {
+        self.push(&format!(
+            "{alias}.id IN (SELECT s.record_id FROM record_shares s WHERE s.object = '{}'",
+            with.object.as_str()
+        ));
+        if with.access == ShareAccess::Edit {
+            self.push(" AND s.access = 'edit'");
+        }
+        self.push(" AND ((s.principal_kind = 'user' AND s.principal_id = ")
+            .bind_int(with.user.0)
+            .push(")");
+        if !with.units.is_empty() {
+            let units: Vec<i64> = with.units.iter().map(|u| u.0).collect();
+            self.push(" OR (s.principal_kind = 'unit' AND ")
+                .push_in("s.principal_id", &units, backend)
+                .push(")");
+        }
+        if !with.roles.is_empty() {
+            let roles: Vec<i64> = with.roles.iter().map(|r| r.0).collect();
+            self.push(" OR (s.principal_kind = 'role' AND ")
+                .push_in("s.principal_id", &roles, backend)
+                .push(")");
+        }
+        self.push("))")
+    }
+
+    /// A condition on the fields of `alias` (an `object` row), true or false, never NULL, so
+    /// that `NOT` is plain negation as in [`warden_policy::Criteria::holds`]. Field names come
+    /// from the schema, never from input.
+    pub(crate) fn push_criteria(
+        &mut self,
+        alias: &str,
+        object: ObjectType,
+        criteria: &Criteria,
+        backend: Backend,
+    ) -> &mut Self {
+        match criteria {
+            Criteria::All(items) | Criteria::Any(items) => {
+                let (join, empty) = if matches!(criteria, Criteria::All(_)) {
+                    (" AND ", "1 = 1")
+                } else {
+                    (" OR ", "1 = 0")
+                };
+                if items.is_empty() {
+                    return self.push(empty);
+                }
+                self.push("(");
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.push(join);
+                    }
+                    self.push_criteria(alias, object, item, backend);
+                }
+                self.push(")")
+            }
+            Criteria::Not(inner) => {
+                self.push("NOT (");
+                self.push_criteria(alias, object, inner, backend);
+                self.push(")")
+            }
+            Criteria::Compare { field, op, value } => {
+                let Some((_, def)) = schema(object).field(field).filter(|(_, d)| !d.sensitive)
+                else {
+                    // Rules never name such fields (the engine refuses them): fail closed.
+                    return self.push("1 = 0");
+                };
+                let column = format!("{alias}.{}", def.name);
+                let ordered_text = backend == Backend::Postgres
+                    && !matches!(def.kind, FieldKind::Integer { .. } | FieldKind::Bool);
+                match (op, value) {
+                    (CompareOp::Eq, Value::Null) => self.push(&format!("{column} IS NULL")),
+                    (CompareOp::Ne, Value::Null) => self.push(&format!("{column} IS NOT NULL")),
+                    (_, Value::Null) => self.push("1 = 0"),
+                    (CompareOp::Ne, value) => self
+                        .push(&format!("({column} IS NULL OR {column} <> "))
+                        .bind(plain_param(def, value))
+                        .push(")"),
+                    (op, value) => {
+                        let sign = match op {
+                            CompareOp::Eq | CompareOp::Ne => "=",
+                            CompareOp::Gt => ">",
+                            CompareOp::Ge => ">=",
+                            CompareOp::Lt => "<",
+                            CompareOp::Le => "<=",
+                        };
+                        // Text orders by code points, as the engine does; PostgreSQL's
+                        // default collation would not.
+                        let collate = if ordered_text && *op != CompareOp::Eq {
+                            " COLLATE \"C\""
+                        } else {
+                            ""
+                        };
+                        self.push(&format!(
+                            "({column} IS NOT NULL AND {column}{collate} {sign} "
+                        ))
+                        .bind(plain_param(def, value))
+                        .push(")")
+                    }
+                }
+            }
+            Criteria::In { field, values } => {
+                let Some((_, def)) = schema(object).field(field).filter(|(_, d)| !d.sensitive)
+                else {
+                    return self.push("1 = 0");
+                };
+                let column = format!("{alias}.{}", def.name);
+                let present: Vec<&Value> = values.iter().filter(|v| **v != Value::Null).collect();
+                self.push("(");
+                if present.is_empty() {
+                    self.push("1 = 0");
+                } else {
+                    self.push(&format!("({column} IS NOT NULL AND {column} IN ("));
+                    for (i, value) in present.iter().enumerate() {
+                        if i > 0 {
+                            self.push(", ");
+                        }
+                        self.bind(plain_param(def, value));
+                    }
+                    self.push("))");
+                }
+                if values.contains(&Value::Null) {
+                    self.push(&format!(" OR {column} IS NULL"));
+                }
+                self.push(")")
+            }
+            Criteria::Changed(_) | Criteria::Increased(_) | Criteria::Decreased(_) => {
+                self.push("1 = 0")
+            }
+        }
     }
 
     /// The query with every parameter bound.

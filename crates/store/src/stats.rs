@@ -55,6 +55,8 @@ impl PlannerStats {
                     .iter()
                     .map(|id| self.by_unit.get(&id.0).copied().unwrap_or(0))
                     .sum::<i64>(),
+                // Shares are few per user; a rule's condition is planned apart (walked).
+                Condition::SharedWith(_) | Condition::Matches(_) => 0,
             })
             .sum();
         sum.min(self.total)

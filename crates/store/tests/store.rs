@@ -51,11 +51,12 @@ async fn databases(test: &str) -> Vec<(String, Store, Option<tempfile::TempDir>)
 async fn reset(store: &Store) {
     let mut tx = store.begin().await.expect("begin");
     tx.execute_raw_for_tests(
-        "DELETE FROM contacts; DELETE FROM deals; DELETE FROM contracts; DELETE FROM activities; \
+        "UPDATE users SET portal_account = NULL; DELETE FROM contacts; DELETE FROM deals; DELETE FROM contracts; DELETE FROM activities; \
          DELETE FROM customers; DELETE FROM customer_counts; DELETE FROM sessions; DELETE FROM user_roles; \
          UPDATE users SET manager_id = NULL; DELETE FROM users; DELETE FROM role_grants; \
          DELETE FROM role_permissions; DELETE FROM roles; UPDATE units SET parent_id = NULL; DELETE FROM units; \
-         DELETE FROM object_controls;",
+         DELETE FROM object_controls; DELETE FROM record_shares; DELETE FROM sharing_rules; \
+         DELETE FROM restriction_rules;",
     )
     .await
     .expect("reset");
@@ -70,6 +71,103 @@ struct World {
     roles: Vec<Vec<(Action, Scope)>>,
     customers: Vec<(usize, usize)>,
     contacts: Vec<(usize, usize)>,
+    extras: Extras,
+}
+
+/// Access beyond the hierarchy: customers' field values, shares and team places, sharing and
+/// restriction rules, portal users. Indexes are taken modulo the sizes they point into.
+#[derive(Debug, Clone, Default)]
+struct Extras {
+    /// Per customer: region, status and vip choices.
+    values: Vec<(usize, usize, usize)>,
+    /// (customer or contact, record index, principal kind, principal index, edit, team).
+    shares: Vec<(bool, usize, u8, usize, bool, bool)>,
+    /// (condition index or a unit, unit index, principal kind, principal index, edit).
+    sharing_rules: Vec<(Option<usize>, usize, u8, usize, bool)>,
+    /// (audience kind, audience index, condition index, only reads).
+    restrictions: Vec<(u8, usize, usize, bool)>,
+    /// (user index, customer index).
+    portal: Vec<(usize, usize)>,
+}
+
+const REGIONS: &[Option<&str>] = &[
+    Some("East"),
+    Some("West"),
+    Some("apple"),
+    Some("Zulu"),
+    None,
+];
+const STATUSES: &[Option<&str>] = &[Some("active"), Some("prospect"), None];
+const VIPS: &[Option<bool>] = &[Some(true), Some(false), None];
+
+/// The conditions rules draw from: every comparison, `in` with null, `not`, `any`, and text
+/// ordered by code points (`"East" < "a"`, which a locale's collation would deny).
+fn condition(i: usize) -> warden_policy::Criteria {
+    use warden_policy::{CompareOp, Criteria};
+    let cmp = |field: &str, op, value| Criteria::Compare {
+        field: field.into(),
+        op,
+        value,
+    };
+    let text = |t: &str| Value::Text(t.into());
+    match i % 8 {
+        0 => cmp("region", CompareOp::Eq, text("East")),
+        1 => cmp("region", CompareOp::Ne, text("East")),
+        2 => Criteria::In {
+            field: "status".into(),
+            values: vec![text("active"), Value::Null],
+        },
+        3 => Criteria::Not(Box::new(cmp("vip", CompareOp::Eq, Value::Bool(true)))),
+        4 => Criteria::Any(vec![
+            cmp("region", CompareOp::Lt, text("a")),
+            cmp("status", CompareOp::Eq, text("prospect")),
+        ]),
+        5 => cmp("vip", CompareOp::Eq, Value::Bool(false)),
+        6 => cmp("region", CompareOp::Eq, Value::Null),
+        _ => Criteria::All(vec![
+            cmp("region", CompareOp::Ge, text("West")),
+            Criteria::Not(Box::new(cmp("status", CompareOp::Ne, Value::Null))),
+        ]),
+    }
+}
+
+fn extras() -> impl Strategy<Value = Extras> {
+    let index = || 0usize..64;
+    (
+        proptest::collection::vec((index(), index(), index()), 40),
+        proptest::collection::vec(
+            (
+                any::<bool>(),
+                index(),
+                any::<u8>(),
+                index(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            0..12,
+        ),
+        proptest::collection::vec(
+            (
+                proptest::option::weighted(0.6, index()),
+                index(),
+                any::<u8>(),
+                index(),
+                any::<bool>(),
+            ),
+            0..3,
+        ),
+        proptest::collection::vec((any::<u8>(), index(), index(), any::<bool>()), 0..3),
+        proptest::collection::vec((index(), index()), 0..2),
+    )
+        .prop_map(
+            |(values, shares, sharing_rules, restrictions, portal)| Extras {
+                values,
+                shares,
+                sharing_rules,
+                restrictions,
+                portal,
+            },
+        )
 }
 
 fn scope() -> impl Strategy<Value = Scope> {
@@ -116,9 +214,11 @@ fn world() -> impl Strategy<Value = World> {
                 (any::<prop::sample::Index>(), any::<prop::sample::Index>()),
                 0..15,
             ),
+            extras(),
         )
             .prop_map(
-                move |(unit_parents, user_specs, roles, customers, contacts)| World {
+                move |(unit_parents, user_specs, roles, customers, contacts, extras)| World {
+                    extras,
                     unit_parents: unit_parents
                         .iter()
                         .enumerate()
@@ -163,6 +263,118 @@ fn customer_values(i: usize) -> Vec<Value> {
     values[0] = Value::Text(format!("customer {i}"));
     values[6] = Value::Integer(i as i64 * 1000);
     values
+}
+
+/// A customer's values with the world's region, status and vip.
+fn customer_values_in(world: &World, i: usize) -> Vec<Value> {
+    let mut values = customer_values(i);
+    if let Some(&(region, status, vip)) = world.extras.values.get(i % 40) {
+        let schema = warden_policy::schema::schema(ObjectType::Customers);
+        let at = |name: &str| schema.field(name).expect("a customer field").0;
+        values[at("region")] =
+            REGIONS[region % REGIONS.len()].map_or(Value::Null, |r| Value::Text(r.into()));
+        values[at("status")] =
+            STATUSES[status % STATUSES.len()].map_or(Value::Null, |s| Value::Text(s.into()));
+        values[at("vip")] = VIPS[vip % VIPS.len()].map_or(Value::Null, Value::Bool);
+    }
+    values
+}
+
+/// Writes the world's shares, rules and portal users (after its records).
+async fn write_extras(
+    tx: &mut warden_store::Tx,
+    world: &World,
+    users: &[UserId],
+    units: &[UnitId],
+    roles: &[warden_policy::RoleId],
+    customers: &[i64],
+    contacts: &[i64],
+) {
+    use warden_policy::{
+        Audience, Principal, RestrictionRule, RuleSource, Share, ShareAccess, ShareKind,
+        SharingRule,
+    };
+    if users.is_empty() || roles.is_empty() {
+        return;
+    }
+    let principal = |kind: u8, i: usize| match kind % 3 {
+        0 => Principal::User(users[i % users.len()]),
+        1 => Principal::Unit(units[i % units.len()]),
+        _ => Principal::Role(roles[i % roles.len()]),
+    };
+    let access = |edit: bool| {
+        if edit {
+            ShareAccess::Edit
+        } else {
+            ShareAccess::Read
+        }
+    };
+    for &(on_customer, record, kind, who, edit, team) in &world.extras.shares {
+        let (object, ids) = if on_customer {
+            (ObjectType::Customers, customers)
+        } else {
+            (ObjectType::Contacts, contacts)
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let share = Share {
+            kind: if team {
+                ShareKind::Team
+            } else {
+                ShareKind::Share
+            },
+            principal: principal(kind, who),
+            access: access(edit),
+        };
+        tx.put_share(object, ids[record % ids.len()], share, users[0], NOW)
+            .await
+            .expect("share");
+    }
+    for (i, &(criteria, unit, kind, who, edit)) in world.extras.sharing_rules.iter().enumerate() {
+        let rule = SharingRule {
+            id: 0,
+            name: format!("share {i}"),
+            object: ObjectType::Customers,
+            source: match criteria {
+                Some(c) => RuleSource::Criteria(condition(c)),
+                None => RuleSource::OwnedByUnit(units[unit % units.len()]),
+            },
+            share_with: principal(kind, who),
+            access: access(edit),
+        };
+        tx.insert_sharing_rule(&rule, NOW)
+            .await
+            .expect("sharing rule");
+    }
+    for (i, &(kind, who, c, reads)) in world.extras.restrictions.iter().enumerate() {
+        let rule = RestrictionRule {
+            id: 0,
+            name: format!("restrict {i}"),
+            object: ObjectType::Customers,
+            applies_to: match kind % 4 {
+                0 => Audience::Everyone,
+                1 => Audience::Role(roles[who % roles.len()]),
+                2 => Audience::Unit(units[who % units.len()]),
+                _ => Audience::ExceptRole(roles[who % roles.len()]),
+            },
+            actions: if reads { vec![Action::Read] } else { vec![] },
+            only: condition(c),
+        };
+        tx.insert_restriction_rule(&rule, NOW)
+            .await
+            .expect("restriction rule");
+    }
+    if !customers.is_empty() {
+        for &(user, customer) in &world.extras.portal {
+            tx.set_portal_account(
+                users[user % users.len()],
+                Some(customers[customer % customers.len()]),
+            )
+            .await
+            .expect("portal");
+        }
+    }
 }
 
 /// Writes a world; returns the user ids in order.
@@ -234,13 +446,14 @@ async fn write_world(store: &Store, world: &World) -> Vec<UserId> {
             customer_id: None,
             owner: users[*owner],
             unit: units[*unit],
-            values: customer_values(i),
+            values: customer_values_in(world, i),
         })
         .collect();
     let customer_ids = tx
         .insert_records(ObjectType::Customers, &records, NOW)
         .await
         .expect("customers");
+    let mut contact_ids = Vec::new();
     if !customer_ids.is_empty() {
         let contacts: Vec<NewRecord> = world
             .contacts
@@ -258,10 +471,21 @@ async fn write_world(store: &Store, world: &World) -> Vec<UserId> {
                 ],
             })
             .collect();
-        tx.insert_records(ObjectType::Contacts, &contacts, NOW)
+        contact_ids = tx
+            .insert_records(ObjectType::Contacts, &contacts, NOW)
             .await
             .expect("contacts");
     }
+    write_extras(
+        &mut tx,
+        world,
+        &users,
+        &units,
+        &roles,
+        &customer_ids,
+        &contact_ids,
+    )
+    .await;
     tx.bump_epoch().await.expect("epoch");
     tx.commit().await.expect("commit");
     users
@@ -276,13 +500,7 @@ async fn assert_filter_equals_check(
     let snapshot = Snapshot::compile(&store.load_model().await.expect("model")).expect("compiles");
     for object in [ObjectType::Customers, ObjectType::Contacts] {
         let all = store
-            .matching_ids(
-                object,
-                &warden_policy::RecordFilter {
-                    via_customer: false,
-                    filter: warden_policy::Filter::All,
-                },
-            )
+            .matching_ids(object, &warden_policy::RecordFilter::everything(object))
             .await
             .expect("all ids");
         let mut records = Vec::new();
@@ -403,6 +621,7 @@ fn a_move_rewrites_no_record_and_changes_the_filter_at_once() {
                 roles: vec![vec![(Action::Read, Scope::Subordinates { depth: None })]],
                 customers: (0..20).map(|i| (3, i % 2)).collect(),
                 contacts: vec![],
+                extras: Extras::default(),
             };
             let users = write_world(&store, &world).await;
             let before: Vec<_> = list_all(&store).await;
@@ -463,10 +682,7 @@ fn a_move_rewrites_no_record_and_changes_the_filter_at_once() {
 }
 
 async fn list_all(store: &Store) -> Vec<warden_store::Record> {
-    let all = warden_policy::RecordFilter {
-        via_customer: false,
-        filter: warden_policy::Filter::All,
-    };
+    let all = warden_policy::RecordFilter::everything(ObjectType::Customers);
     store
         .list_records(ObjectType::Customers, &all, None, 200)
         .await
@@ -485,6 +701,7 @@ fn versions_conflict_and_counts_follow_every_write() {
                 roles: vec![vec![(Action::Read, Scope::All)]],
                 customers: vec![(0, 0), (1, 1), (1, 1)],
                 contacts: vec![(0, 0)],
+                extras: Extras::default(),
             };
             let users = write_world(&store, &world).await;
             let owner_is = |user: UserId| {
@@ -582,10 +799,7 @@ fn versions_conflict_and_counts_follow_every_write() {
             let contacts = store
                 .matching_ids(
                     ObjectType::Contacts,
-                    &warden_policy::RecordFilter {
-                        via_customer: false,
-                        filter: warden_policy::Filter::All,
-                    },
+                    &warden_policy::RecordFilter::everything(ObjectType::Customers),
                 )
                 .await
                 .unwrap();

@@ -165,10 +165,7 @@ fn values_round_trip_encrypted_and_bound_to_their_row_and_field() {
             );
             assert!(err.to_string().contains("bank_account"), "{name}: {err}");
             // Nor does it in a list: the whole page fails rather than showing a NULL.
-            let all = warden_policy::RecordFilter {
-                via_customer: false,
-                filter: warden_policy::Filter::All,
-            };
+            let all = warden_policy::RecordFilter::everything(ObjectType::Customers);
             assert!(store
                 .list_records(ObjectType::Customers, &all, None, 50)
                 .await

@@ -44,11 +44,13 @@ fn set(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|n| (*n).to_owned()).collect()
 }
 
-/// rep1's customers, in id order.
+/// rep1's customers, in id order, but for Acme Trading (the portal's account, which the
+/// sharing tests use and a delete would be refused for while its portal user exists).
 async fn rep1_customers(api: &Api) -> Vec<i64> {
     api.all_customers("rep1", 200)
         .await
         .iter()
+        .filter(|c| c["name"] != "Acme Trading")
         .map(id)
         .collect()
 }

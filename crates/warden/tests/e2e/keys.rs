@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use warden_policy::schema::Value;
-use warden_policy::{Filter, ObjectType, RecordFilter};
+use warden_policy::{ObjectType, RecordFilter};
 use warden_store::keys::KEY_FILE;
 use warden_store::Store;
 
@@ -88,10 +88,7 @@ async fn sensitive_values(data: &Path) -> BTreeMap<i64, (Value, Value)> {
         .await
         .unwrap()
         .store;
-    let all = RecordFilter {
-        via_customer: false,
-        filter: Filter::All,
-    };
+    let all = RecordFilter::everything(ObjectType::Customers);
     let mut out = BTreeMap::new();
     let mut after = None;
     loop {

@@ -108,7 +108,7 @@ fn seeded_visibility() -> Vec<(&'static str, Option<&'static [&'static str]>)> {
         ("support", None),
         ("finance", None),
         ("auditor", Some(&[][..])),
-        ("portal-acme", Some(&[][..])),
+        // portal-acme sees Acme Trading alone: checked in `visibility`.
     ]
 }
 
@@ -142,6 +142,14 @@ pub async fn visibility(api: &Api) -> Truth {
     let acme: Vec<&Value> = all.iter().filter(|c| c["name"] == "Acme Trading").collect();
     assert_eq!(acme.len(), 1, "[{n}] exactly one Acme Trading");
     assert_eq!(acme[0]["owner"], "rep1", "[{n}] Acme Trading is rep1's");
+    let portal = api.all_customers("portal-acme", 50).await;
+    assert_eq!(
+        ids(&portal),
+        [acme[0]["id"].as_i64().expect("an id")]
+            .into_iter()
+            .collect(),
+        "[{n}] portal-acme sees its own account, Acme Trading, and nothing else"
+    );
     for item in &all {
         for key in ["id", "name", "owner", "version"] {
             assert!(
