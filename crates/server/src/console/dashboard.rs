@@ -11,7 +11,7 @@ use super::{render, Console, Nav, PageResult};
 use crate::AppState;
 
 /// Width of the bars' area in SVG units.
-const BAR_SPACE: u64 = 240;
+const BAR_SPACE: u64 = 160;
 /// Height of one bar's row.
 const ROW: usize = 26;
 /// How many days without use make a role assignment dormant on the dashboard.

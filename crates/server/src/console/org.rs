@@ -126,7 +126,8 @@ fn move_of(fields: &[(String, String)]) -> Result<WhatIfChange, AppError> {
 
 struct DiffLine {
     user: String,
-    action: &'static str,
+    /// The actions with this same change, e.g. "read, update, delete".
+    action: String,
     gained: u64,
     lost: u64,
     samples: String,
@@ -157,25 +158,39 @@ pub(super) async fn preview(
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // A move usually changes every action of a user alike: one line for the actions of a
+    // user whose change is the same, so the page reads "who gains what", not a long table.
+    let mut lines: Vec<DiffLine> = Vec::new();
+    for c in &report.changes {
+        let samples = if c.gained > 0 {
+            sample(&c.gained_samples)
+        } else {
+            sample(&c.lost_samples)
+        };
+        match lines.last_mut() {
+            Some(last)
+                if last.user == c.user
+                    && last.gained == c.gained
+                    && last.lost == c.lost
+                    && last.samples == samples =>
+            {
+                last.action.push_str(", ");
+                last.action.push_str(c.action.as_str());
+            }
+            _ => lines.push(DiffLine {
+                user: c.user.clone(),
+                action: c.action.as_str().to_owned(),
+                gained: c.gained,
+                lost: c.lost,
+                samples,
+            }),
+        }
+    }
     render(&PreviewPage {
         nav: console.nav("org"),
         user: super::form_value(&params, "user").trim().to_owned(),
         manager: super::form_value(&params, "manager").trim().to_owned(),
-        lines: report
-            .changes
-            .iter()
-            .map(|c| DiffLine {
-                user: c.user.clone(),
-                action: c.action.as_str(),
-                gained: c.gained,
-                lost: c.lost,
-                samples: if c.gained > 0 {
-                    sample(&c.gained_samples)
-                } else {
-                    sample(&c.lost_samples)
-                },
-            })
-            .collect(),
+        lines,
         users_examined: report.users_examined,
         cells: report.cells,
     })

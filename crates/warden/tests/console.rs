@@ -1,0 +1,484 @@
+//! The web console in a real browser: headless Chromium driven through chromedriver
+//! (WebDriver), against the real `warden demo` on a fresh SQLite database.
+//!
+//! Without `chromium` and `chromedriver` installed the test says it is skipped and passes;
+//! `.ci/run` installs both and sets `WARDEN_REQUIRE_BROWSER`, so in CI it always runs. With `WARDEN_SCREENSHOTS=DIR` it also
+//! saves screenshots of the main pages into DIR (`docs/screenshots` for the README).
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![allow(clippy::expect_used, reason = "a failed expect is a failed test")]
+
+#[path = "e2e/harness.rs"]
+#[allow(dead_code, reason = "the harness serves several test binaries")]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use harness::{Api, Backend, Body, Server, PASSWORD};
+use reqwest::Method;
+use serde_json::json;
+
+/// Where Debian puts them (`apt-get install chromium chromium-driver`); overridable.
+fn browser_paths() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = std::env::var_os("WARDEN_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let driver = std::env::var_os("WARDEN_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    for path in [&chromium, &driver] {
+        if !path.exists() {
+            return Err(format!(
+                "{} is not installed (apt-get install -y chromium chromium-driver)",
+                path.display()
+            ));
+        }
+    }
+    Ok((chromium, driver))
+}
+
+/// A running chromedriver, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start(path: &Path) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self, chromium: &Path) -> Browser {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium.display().to_string(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900",
+                         "--lang=en-GB"],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session");
+        Browser {
+            client,
+            shots: std::env::var_os("WARDEN_SCREENSHOTS").map(PathBuf::from),
+        }
+    }
+}
+
+/// The browser and where screenshots go, if anywhere.
+struct Browser {
+    client: Client,
+    shots: Option<PathBuf>,
+}
+
+impl Browser {
+    async fn open(&self, base: &str, path: &str) {
+        self.client
+            .goto(&format!("{base}{path}"))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn click(&self, css: &str) {
+        let element = match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(e) => panic!(
+                "no `{css}` to click on {}: {e}\n{}",
+                self.path().await,
+                self.source().await
+            ),
+        };
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.clear().await.unwrap();
+        element.send_keys(value).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("select {value} in `{css}`: {e}"));
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn all_texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for element in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            out.push(element.text().await.unwrap());
+        }
+        out
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let Some(dir) = &self.shots else {
+            return;
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn sign_in(&self, base: &str, user: &str) {
+        self.open(base, "/login").await;
+        self.fill("#username", user).await;
+        self.fill("#password", PASSWORD).await;
+        self.click("#sign-in").await;
+        assert_eq!(self.text("#whoami").await, user, "signed in as {user}");
+    }
+
+    /// Signs out from the dashboard (error pages have no navigation bar).
+    async fn sign_out(&self) {
+        let url = self.client.current_url().await.unwrap();
+        self.client
+            .goto(url.join("/").unwrap().as_str())
+            .await
+            .unwrap();
+        self.click("header form[action='/logout'] button").await;
+        self.text("#sign-in").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser() {
+    let (chromium, chromedriver) = match browser_paths() {
+        Ok(paths) => paths,
+        Err(why) if std::env::var_os("WARDEN_REQUIRE_BROWSER").is_some() => {
+            panic!("WARDEN_REQUIRE_BROWSER is set but {why}")
+        }
+        Err(why) => {
+            println!("skipped: the console's browser tests need Chromium: {why}");
+            eprintln!("skipped: the console's browser tests need Chromium: {why}");
+            return;
+        }
+    };
+    let server = Server::start(Backend::Sqlite).await;
+    let api = Api::login_everyone(&server).await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.browser(&chromium).await;
+    let base = server.base.as_str();
+
+    browser.open(base, "/login").await;
+    browser.screenshot("login").await;
+
+    rep1_sees_only_rep1s_customers(&browser, base).await;
+    a_form_without_its_csrf_token_is_refused(&browser, &api, base).await;
+    support_sees_no_bank_account(&browser, base).await;
+    supervisor1_approves_rep1s_pending_delete(&browser, &api, base).await;
+    admin_moves_a_user_after_reading_the_what_if(&browser, &api, base).await;
+    the_auditor_reads_the_access_log(&browser, base).await;
+    on_a_phone(&browser, base).await;
+
+    browser.client.close().await.unwrap();
+}
+
+async fn rep1_sees_only_rep1s_customers(browser: &Browser, base: &str) {
+    browser.sign_in(base, "rep1").await;
+    browser.screenshot("dashboard-rep1").await;
+    browser.open(base, "/customers").await;
+    let owners = browser.all_texts("#customers td.owner").await;
+    assert!(!owners.is_empty(), "rep1 sees customers");
+    assert!(
+        owners.iter().all(|o| o == "rep1"),
+        "rep1 sees only rep1's customers: {owners:?}"
+    );
+    // The next page, through the API's cursor, is still only rep1's.
+    browser.click("#next-page").await;
+    let more = browser.all_texts("#customers td.owner").await;
+    assert!(
+        !more.is_empty() && more.iter().all(|o| o == "rep1"),
+        "{more:?}"
+    );
+    browser.open(base, "/customers").await;
+    browser.screenshot("customers").await;
+    // Another rep's customer is not found, exactly as in the API (customer 2 is rep2's).
+    browser.open(base, "/customers/2").await;
+    assert_eq!(browser.text("h1").await, "Not found");
+    browser.open(base, "/customers/1").await;
+    assert_eq!(browser.text("#record-name").await, "Acme Trading");
+    browser.screenshot("record").await;
+    browser.click("#why").await;
+    let explained = browser.text("#explain-actions").await;
+    assert!(explained.contains("rep1 owns the record"), "{explained}");
+    browser.sign_out().await;
+}
+
+async fn a_form_without_its_csrf_token_is_refused(browser: &Browser, api: &Api, base: &str) {
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers/1").await;
+    let before = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    // The form as a forger would post it: everything but the token.
+    browser
+        .client
+        .execute(
+            "document.querySelector('#edit-form input[name=csrf]').remove();\
+             document.querySelector('#f-phone').value = '+1 555 0000';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.click("#edit-form button[type=submit]").await;
+    assert_eq!(browser.text("h1").await, "Refused");
+    assert!(browser.source().await.contains("HTTP 403"));
+    let after = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(
+        before.body["version"], after.body["version"],
+        "nothing was written"
+    );
+    // With its token, the same form is accepted.
+    browser.open(base, "/customers/1").await;
+    browser.fill("#f-phone", "+86 21 5555 0199").await;
+    browser.click("#edit-form button[type=submit]").await;
+    assert_eq!(browser.text(".notice").await, "Saved.");
+    assert_eq!(
+        browser.text("dd[data-field=phone]").await.trim(),
+        "+86 21 5555 0199"
+    );
+    browser.sign_out().await;
+}
+
+async fn support_sees_no_bank_account(browser: &Browser, base: &str) {
+    browser.sign_in(base, "support").await;
+    browser.open(base, "/customers").await;
+    let list = browser.source().await;
+    assert!(
+        list.contains("Acme Trading"),
+        "support reads every customer"
+    );
+    assert!(!list.contains("bank_account"), "no bank account column");
+    assert!(!list.contains("credit_limit"), "no credit limit column");
+    browser.open(base, "/customers/1").await;
+    let record = browser.text("#fields").await;
+    assert!(record.contains("Acme Trading"));
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("dd[data-field=bank_account]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no bank account on the record page"
+    );
+    assert!(!browser.source().await.contains("bank_account"));
+    browser.sign_out().await;
+}
+
+async fn supervisor1_approves_rep1s_pending_delete(browser: &Browser, api: &Api, base: &str) {
+    // rep1's delete waits for their superior (the API answers 202 with the request).
+    let held = api
+        .request(
+            Method::DELETE,
+            "/api/v1/customers/5",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(held.status, 202, "{}", held.text);
+    let request = held.body["approval"]["id"].as_i64().unwrap();
+
+    browser.sign_in(base, "supervisor1").await;
+    browser.open(base, "/approvals").await;
+    let row = format!("#approvals tr[data-id='{request}'] a");
+    browser.screenshot("approvals").await;
+    browser.click(&row).await;
+    assert_eq!(browser.text("#request-state").await, "pending");
+    browser.screenshot("approval-request").await;
+    browser
+        .fill("#comment", "duplicate of another account")
+        .await;
+    browser.click("#approve").await;
+    assert_eq!(browser.text("#request-state").await, "applied");
+    browser.open(base, "/customers/5").await;
+    assert_eq!(
+        browser.text("h1").await,
+        "Not found",
+        "the customer is gone"
+    );
+    browser.sign_out().await;
+
+    let gone = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/5",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(gone.status, 404);
+}
+
+async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &Api, base: &str) {
+    browser.sign_in(base, "admin").await;
+    browser.screenshot("dashboard").await;
+    browser.open(base, "/admin/org").await;
+    browser.select("#move-user", "rep3").await;
+    browser.select("#move-manager", "supervisor1").await;
+    browser.screenshot("organisation").await;
+    browser.click("#preview").await;
+    // Read the what-if before anything changes: supervisor1 gains rep3's customers,
+    // supervisor2 loses them.
+    let diff = browser.text("#whatif").await;
+    assert!(diff.contains("supervisor1"), "{diff}");
+    assert!(diff.contains("supervisor2"), "{diff}");
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("supervisor1 read") && r.contains('+')),
+        "supervisor1 gains read: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("supervisor2 read") && r.contains('−')),
+        "supervisor2 loses read: {rows:?}"
+    );
+    browser.screenshot("what-if").await;
+    let still = api
+        .request(
+            Method::GET,
+            "/api/v1/users/rep3",
+            Some(api.token("admin")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(still.body["manager"], "supervisor2", "nothing applied yet");
+    browser.click("#confirm").await;
+    assert!(browser.text("#notice").await.starts_with("Moved"));
+    assert_eq!(browser.path().await, "/admin/org?notice=moved");
+    let moved = api
+        .request(
+            Method::GET,
+            "/api/v1/users/rep3",
+            Some(api.token("admin")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(moved.body["manager"], "supervisor1", "{}", moved.text);
+    browser.open(base, "/admin/roles").await;
+    browser.screenshot("roles").await;
+    browser.sign_out().await;
+}
+
+async fn the_auditor_reads_the_access_log(browser: &Browser, base: &str) {
+    browser.sign_in(base, "auditor").await;
+    browser.open(base, "/audit?actor=supervisor1").await;
+    let log = browser.text("#log").await;
+    assert!(log.contains("supervisor1"), "{log}");
+    let export = browser
+        .client
+        .find(Locator::Css("#export"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(export, "/api/v1/audit?format=csv&actor=supervisor1");
+    browser.screenshot("access-log").await;
+    browser.sign_out().await;
+}
+
+/// A phone-sized window: the navigation folds behind "Menu", and the script served under the
+/// CSP (no inline script) unfolds it.
+async fn on_a_phone(browser: &Browser, base: &str) {
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers").await;
+    let nav = browser.client.find(Locator::Id("nav-links")).await.unwrap();
+    assert!(!nav.is_displayed().await.unwrap(), "folded on a phone");
+    browser.click("#nav-toggle").await;
+    assert!(nav.is_displayed().await.unwrap(), "the script unfolds it");
+    browser.screenshot("customers-phone").await;
+    browser.client.set_window_size(1280, 900).await.unwrap();
+    browser.sign_out().await;
+}
