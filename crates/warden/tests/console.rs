@@ -482,3 +482,315 @@ async fn on_a_phone(browser: &Browser, base: &str) {
     browser.client.set_window_size(1280, 900).await.unwrap();
     browser.sign_out().await;
 }
+
+/// A console client over plain HTTP: no browser, redirects not followed, cookies by hand.
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// The `name=value` of a `Set-Cookie` header, and the whole header.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let pair = v.split(';').next().unwrap_or_default().to_owned();
+            (pair, v.to_owned())
+        })
+}
+
+/// The value of `<input … name="NAME" value="…">` in a page.
+fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+impl Http {
+    fn new(base: &str) -> Http {
+        Http {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The login form's CSRF cookie and token.
+    async fn login_form(&self) -> (String, String) {
+        let form = self.get("/login", "").await;
+        let (cookie, _) = set_cookie(&form, "warden_login_csrf").expect("a login CSRF cookie");
+        let token = input_value(&form.text().await.unwrap(), "csrf").expect("a csrf field");
+        (cookie, token)
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The console's own security over HTTP (no browser needed): headers, cookie flags, CSRF on
+/// the login form and on every form after it, the TOTP step, and sign-out.
+#[tokio::test]
+async fn the_console_over_http() {
+    let server = Server::start_with(Backend::Sqlite, &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let api = Api::login_everyone(&server).await;
+    let http = Http::new(&server.base);
+
+    // Every page: a strict CSP, no sniffing, no framing, no caching.
+    let page = http.get("/login", "").await;
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "script-src 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("cache-control"), "no-store");
+    let css = http.get("/static/console.css?v=1", "").await;
+    assert!(css.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+
+    // The login form refuses a post without its CSRF token (another site cannot sign a
+    // browser in), and accepts one with it.
+    let (login_cookie, token) = http.login_form().await;
+    let forged = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[("username", "rep1"), ("password", PASSWORD)],
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    let signed_in = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep1"),
+                ("password", PASSWORD),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(signed_in.status(), 303);
+    let (session, flags) = set_cookie(&signed_in, "warden_session").expect("a session cookie");
+    assert!(
+        flags.contains("HttpOnly") && flags.contains("SameSite=Strict"),
+        "{flags}"
+    );
+    assert!(
+        !flags.contains("Secure"),
+        "plain HTTP: no Secure flag ({flags})"
+    );
+
+    // Behind a trusted proxy that says https, the cookie is Secure.
+    let (login_cookie, token) = http.login_form().await;
+    let over_tls = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep1"),
+                ("password", PASSWORD),
+            ],
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    let (_, flags) = set_cookie(&over_tls, "warden_session").unwrap();
+    assert!(flags.contains("Secure"), "{flags}");
+
+    // A signed-in form without the session's token, or with another session's, is refused.
+    let record = http.get("/customers/1", &session).await;
+    assert_eq!(record.status(), 200);
+    let html = record.text().await.unwrap();
+    let csrf = input_value(&html, "csrf").expect("a csrf field");
+    let version = input_value(&html, "version").expect("a version field");
+    let edit = |csrf: String| {
+        let (http, session, version) = (&http, session.clone(), version.clone());
+        async move {
+            http.post(
+                "/customers/1",
+                &session,
+                &[
+                    ("csrf", &csrf),
+                    ("version", &version),
+                    ("o.phone", ""),
+                    ("f.phone", "+86 21 5555 0142"),
+                ],
+                &[],
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(edit(String::new()).await, 403);
+    assert_eq!(edit("0".repeat(64)).await, 403);
+    let unchanged = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(unchanged.body["version"].to_string(), version);
+    assert_eq!(edit(csrf.clone()).await, 303);
+
+    // Without a session, pages send to the login form; another rep's record is a 404.
+    assert_eq!(http.get("/customers", "").await.status(), 303);
+    assert_eq!(http.get("/customers/2", &session).await.status(), 404);
+
+    // Sign out ends the session at once.
+    assert_eq!(
+        http.post("/logout", &session, &[("csrf", &csrf)], &[])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(http.get("/customers", &session).await.status(), 303);
+
+    // An account with a second factor: the password, then the code (a recovery code here).
+    let rep2 = api.token("rep2");
+    let start = api
+        .request(Method::POST, "/api/v1/me/mfa/totp", Some(rep2), Body::None)
+        .await;
+    let secret = start.body["secret"].as_str().unwrap().to_owned();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        totp_rs::Secret::Encoded(secret).to_bytes().unwrap(),
+        None,
+        "rep2".to_owned(),
+    )
+    .unwrap();
+    let confirmed = api
+        .request(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            Some(rep2),
+            Body::Json(json!({"code": totp.generate_current().unwrap()})),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let recovery = confirmed.body["recovery_codes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (login_cookie, token) = http.login_form().await;
+    let first = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep2"),
+                ("password", PASSWORD),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(first.status(), 401, "the code is due");
+    assert!(set_cookie(&first, "warden_session").is_none());
+    let (login_cookie, _) = set_cookie(&first, "warden_login_csrf").unwrap();
+    let step = first.text().await.unwrap();
+    assert!(step.contains("name=\"totp\""), "{step}");
+    let token = input_value(&step, "csrf").unwrap();
+    let wrong = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep2"),
+                ("password", PASSWORD),
+                ("totp", "000000"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let (login_cookie, _) = set_cookie(&wrong, "warden_login_csrf").unwrap();
+    let token = input_value(&wrong.text().await.unwrap(), "csrf").unwrap();
+    let second = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep2"),
+                ("password", PASSWORD),
+                ("totp", &recovery),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(second.status(), 303);
+    let (session, _) = set_cookie(&second, "warden_session").unwrap();
+    let list = http.get("/customers", &session).await.text().await.unwrap();
+    assert!(list.contains("<td class=\"owner\">rep2</td>"));
+    assert!(!list.contains("<td class=\"owner\">rep1</td>"));
+}
