@@ -446,6 +446,42 @@ async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &A
     assert_eq!(moved.body["manager"], "supervisor1", "{}", moved.text);
     browser.open(base, "/admin/roles").await;
     browser.screenshot("roles").await;
+
+    // Editing a role's grants goes through the same what-if: supervisors stop exporting.
+    browser
+        .client
+        .find(Locator::XPath("//h2[contains(., 'Sales Supervisor')]/a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .select("select[name='g.customers.export']", "")
+        .await;
+    browser.click("#preview").await;
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("supervisor1 export") && r.contains('−')),
+        "supervisor1 loses export: {rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| !r.contains("read")),
+        "nobody's read changes: {rows:?}"
+    );
+    browser.screenshot("role-what-if").await;
+    browser.click("#confirm").await;
+    assert!(browser.text("#notice").await.starts_with("Saved"));
+    let export = api
+        .request(
+            Method::GET,
+            "/api/v1/customers?limit=1",
+            Some(api.token("supervisor1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(export.status, 200, "reading is untouched");
     browser.sign_out().await;
 }
 

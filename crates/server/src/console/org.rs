@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Query, State};
-use warden_service::{Outcome, UnitView, UserView, WhatIfChange};
+use warden_service::{Outcome, UnitView, UserView, WhatIfChange, WhatIfReport};
 
 use super::{render, see_other, Console, Nav, PageResult, Posted};
 use crate::error::AppError;
@@ -124,42 +124,25 @@ fn move_of(fields: &[(String, String)]) -> Result<WhatIfChange, AppError> {
     })
 }
 
-struct DiffLine {
-    user: String,
+pub(super) struct DiffLine {
+    pub user: String,
     /// The actions with this same change, e.g. "read, update, delete".
-    action: String,
-    gained: u64,
-    lost: u64,
-    samples: String,
+    pub action: String,
+    pub gained: u64,
+    pub lost: u64,
+    pub samples: String,
 }
 
-#[derive(Template)]
-#[template(path = "whatif.html")]
-struct PreviewPage {
-    nav: Nav,
-    user: String,
-    manager: String,
-    lines: Vec<DiffLine>,
-    users_examined: usize,
-    cells: usize,
-}
-
-/// `GET /admin/org/move?user=&manager=`: what the move would change, without changing it.
-pub(super) async fn preview(
-    State(state): State<AppState>,
-    console: Console,
-    Query(params): Query<Vec<(String, String)>>,
-) -> PageResult {
-    let change = move_of(&params)?;
-    let report = state.warden.what_if(&console.subject, &change).await?;
+/// The what-if report as lines for people. A change usually alters every action of a user
+/// alike: one line for the actions of a user whose change is the same, so the page reads
+/// "who gains what", not a long table.
+pub(super) fn diff_lines(report: &WhatIfReport) -> Vec<DiffLine> {
     let sample = |ids: &[i64]| {
         ids.iter()
             .map(|id| format!("#{id}"))
             .collect::<Vec<_>>()
             .join(" ")
     };
-    // A move usually changes every action of a user alike: one line for the actions of a
-    // user whose change is the same, so the page reads "who gains what", not a long table.
     let mut lines: Vec<DiffLine> = Vec::new();
     for c in &report.changes {
         let samples = if c.gained > 0 {
@@ -186,6 +169,29 @@ pub(super) async fn preview(
             }),
         }
     }
+    lines
+}
+
+#[derive(Template)]
+#[template(path = "whatif.html")]
+struct PreviewPage {
+    nav: Nav,
+    user: String,
+    manager: String,
+    lines: Vec<DiffLine>,
+    users_examined: usize,
+    cells: usize,
+}
+
+/// `GET /admin/org/move?user=&manager=`: what the move would change, without changing it.
+pub(super) async fn preview(
+    State(state): State<AppState>,
+    console: Console,
+    Query(params): Query<Vec<(String, String)>>,
+) -> PageResult {
+    let change = move_of(&params)?;
+    let report = state.warden.what_if(&console.subject, &change).await?;
+    let lines = diff_lines(&report);
     render(&PreviewPage {
         nav: console.nav("org"),
         user: super::form_value(&params, "user").trim().to_owned(),
