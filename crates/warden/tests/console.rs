@@ -591,6 +591,28 @@ impl Http {
         request.send().await.unwrap()
     }
 
+    /// Signs `user` in through the console's form; the session cookie and its CSRF token.
+    async fn sign_in(&self, user: &str) -> (String, String) {
+        let (login_cookie, token) = self.login_form().await;
+        let reply = self
+            .post(
+                "/login",
+                &login_cookie,
+                &[("csrf", &token), ("username", user), ("password", PASSWORD)],
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status(), 303, "sign-in of {user}");
+        let (session, _) = set_cookie(&reply, "warden_session").unwrap();
+        let page = self
+            .get("/customers/new", &session)
+            .await
+            .text()
+            .await
+            .unwrap();
+        (session, input_value(&page, "csrf").expect("a csrf field"))
+    }
+
     /// The login form's CSRF cookie and token.
     async fn login_form(&self) -> (String, String) {
         let form = self.get("/login", "").await;
@@ -746,6 +768,81 @@ async fn the_console_over_http() {
         303
     );
     assert_eq!(http.get("/customers", &session).await.status(), 303);
+
+    // A masked field's full value comes only through a reveal, which is logged first.
+    let (manager, csrf) = http.sign_in("manager").await;
+    let page = http
+        .get("/customers/1", &manager)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"reveal-bank_account\""),
+        "masked for the manager"
+    );
+    let full = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("finance")),
+            Body::None,
+        )
+        .await
+        .body["bank_account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !page.contains(&full),
+        "the masked page does not hold the value"
+    );
+    let revealed = http
+        .post(
+            "/customers/1/reveal",
+            &manager,
+            &[("csrf", &csrf), ("field", "bank_account")],
+            &[],
+        )
+        .await;
+    assert_eq!(revealed.status(), 200);
+    assert!(revealed.text().await.unwrap().contains(&full));
+    let log = api
+        .request(
+            Method::GET,
+            "/api/v1/audit?actor=manager&action=reveal",
+            Some(api.token("auditor")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(
+        log.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        log.text
+    );
+
+    // A new customer from the console is the caller's.
+    let (rep3, csrf) = http.sign_in("rep3").await;
+    let created = http
+        .post(
+            "/customers/new",
+            &rep3,
+            &[
+                ("csrf", &csrf),
+                ("f.name", "Lotus Foods"),
+                ("f.region", "East"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let page = http.get(&location, &rep3).await.text().await.unwrap();
+    assert!(
+        page.contains("Lotus Foods") && page.contains("<strong>rep3</strong>"),
+        "{page}"
+    );
 
     // An account with a second factor: the password, then the code (a recovery code here).
     let rep2 = api.token("rep2");

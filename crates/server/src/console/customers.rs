@@ -63,6 +63,7 @@ struct ListPage {
 pub(super) fn notice(params: &HashMap<String, String>) -> &'static str {
     match params.get("notice").map(String::as_str) {
         Some("saved") => "Saved.",
+        Some("created") => "Created.",
         Some("unchanged") => "Nothing was changed.",
         Some("deleted") => "The customer was deleted.",
         Some("held") => "Your change waits for approval: it is not applied yet.",
@@ -158,6 +159,8 @@ struct FieldRow {
     /// A choice field's options (empty for free input).
     choices: Vec<&'static str>,
     input_type: &'static str,
+    /// Shown in full after a logged reveal.
+    revealed: bool,
 }
 
 #[derive(Template)]
@@ -208,19 +211,21 @@ fn field_rows(view: &RecordView, report: &ExplainReport) -> Vec<FieldRow> {
                     _ => Vec::new(),
                 },
                 input_type: def.map_or("text", |d| input_type(d.kind)),
+                revealed: false,
             }
         })
         .collect()
 }
 
-/// `GET /customers/{id}`: 404 when the caller may not read it, exactly as the API.
-pub(super) async fn record(
-    State(state): State<AppState>,
-    console: Console,
-    Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+/// The record page; `revealed` replaces a masked field's text by its full value (already
+/// logged by the reveal use case).
+async fn record_page(
+    state: &AppState,
+    console: &Console,
+    id: i64,
+    notice: &'static str,
+    revealed: Option<(&str, String)>,
 ) -> PageResult {
-    let id = record_id(&id)?;
     let view = state
         .warden
         .get_record(&console.subject, OBJECT, id)
@@ -231,7 +236,14 @@ pub(super) async fn record(
         .warden
         .explain(&console.subject, &console.subject.username, OBJECT, id)
         .await?;
-    let fields = field_rows(&view, &report);
+    let mut fields = field_rows(&view, &report);
+    if let Some((name, value)) = revealed {
+        if let Some(row) = fields.iter_mut().find(|f| f.name == name) {
+            row.text = value;
+            row.masked = false;
+            row.revealed = true;
+        }
+    }
     let name = view
         .visible_fields()
         .find(|(name, _, _)| *name == "name")
@@ -248,7 +260,76 @@ pub(super) async fn record(
         can_edit: allowed(&report, Action::Update) && fields.iter().any(|f| f.writable),
         can_delete: allowed(&report, Action::Delete),
         fields,
-        notice: notice(&params),
+        notice,
+    })
+}
+
+/// `GET /customers/{id}`: 404 when the caller may not read it, exactly as the API.
+pub(super) async fn record(
+    State(state): State<AppState>,
+    console: Console,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> PageResult {
+    let id = record_id(&id)?;
+    record_page(&state, &console, id, notice(&params), None).await
+}
+
+/// `POST /customers/{id}/reveal` with `field`: the full value of a masked field, written to
+/// the access log before it is shown (a POST: a reveal is an act, not a view).
+pub(super) async fn reveal(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    let id = record_id(&id)?;
+    let field = posted.get("field").to_owned();
+    let value = state
+        .warden
+        .reveal_field(&posted.console.subject, OBJECT, id, &field)
+        .await?;
+    record_page(
+        &state,
+        &posted.console,
+        id,
+        "Revealed. This reveal is recorded in the access log.",
+        Some((&field, value_text(&value))),
+    )
+    .await
+}
+
+#[derive(Template)]
+#[template(path = "customer_new.html")]
+struct NewPage {
+    nav: Nav,
+}
+
+/// `GET /customers/new`: a customer with a name, owned by the caller (as `POST` with only
+/// `name` in the API).
+pub(super) async fn new_form(console: Console) -> PageResult {
+    render(&NewPage {
+        nav: console.nav("customers"),
+    })
+}
+
+/// `POST /customers/new`.
+pub(super) async fn create(State(state): State<AppState>, posted: Posted) -> PageResult {
+    let mut input = RecordInput::default();
+    for def in schema(OBJECT).fields {
+        let text = posted.get(&format!("f.{}", def.name));
+        if !text.trim().is_empty() {
+            input
+                .fields
+                .push((def.name.to_owned(), form_field_value(def.name, text)?));
+        }
+    }
+    let outcome = state
+        .warden
+        .create_record(&posted.console.subject, OBJECT, input)
+        .await?;
+    Ok(match outcome {
+        Outcome::Done(view) => see_other(&format!("/customers/{}?notice=created", view.record.id)),
+        Outcome::Pending(approval) => held(approval.id),
     })
 }
 

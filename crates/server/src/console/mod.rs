@@ -46,6 +46,11 @@ pub fn router() -> Router<AppState> {
             "/customers/{id}",
             get(customers::record).post(customers::update),
         )
+        .route(
+            "/customers/new",
+            get(customers::new_form).post(customers::create),
+        )
+        .route("/customers/{id}/reveal", post(customers::reveal))
         .route("/customers/{id}/delete", post(customers::delete))
         .route("/customers/{id}/explain", get(customers::explain))
         .route("/approvals", get(approvals::list))
