@@ -926,4 +926,71 @@ async fn the_console_over_http() {
     let list = http.get("/customers", &session).await.text().await.unwrap();
     assert!(list.contains("<td class=\"owner\">rep2</td>"));
     assert!(!list.contains("<td class=\"owner\">rep1</td>"));
+
+    // An access review: the admin opens it, supervisor1 revokes rep2's role, the admin closes.
+    let (admin, admin_csrf) = http.sign_in("admin").await;
+    let opened = http
+        .post(
+            "/reviews",
+            &admin,
+            &[
+                ("csrf", &admin_csrf),
+                ("name", "Q4 sales"),
+                ("scope", "role:Sales Rep"),
+                ("due", "2099-12-31"),
+                ("undecided", "keep"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(opened.status(), 303);
+    let campaign = opened.headers()["location"].to_str().unwrap().to_owned();
+    let (supervisor, csrf) = http.sign_in("supervisor1").await;
+    let index = http
+        .get("/reviews", &supervisor)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(index.contains("Q4 sales"), "{index}");
+    let items = http.get(&campaign, &supervisor).await.text().await.unwrap();
+    let at = items
+        .find("<td>rep2</td>")
+        .expect("rep2's item for supervisor1");
+    let row = &items[..at];
+    let item = &row[row.rfind("data-item=\"").unwrap() + 11..];
+    let item = &item[..item.find('"').unwrap()];
+    assert!(
+        !items.contains("<td>rep3</td>"),
+        "only supervisor1's reports"
+    );
+    let decided = http
+        .post(
+            &format!("{campaign}/items/{item}"),
+            &supervisor,
+            &[
+                ("csrf", &csrf),
+                ("decision", "revoke"),
+                ("comment", "moved"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(decided.status(), 303);
+    let closed = http
+        .post(
+            &format!("{campaign}/close"),
+            &admin,
+            &[("csrf", &admin_csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(closed.status(), 303);
+    let after = http.get(&campaign, &supervisor).await.text().await.unwrap();
+    assert!(after.contains("revoked"), "{after}");
+    let rep2_now = http.get("/customers", &session).await.text().await.unwrap();
+    assert!(
+        !rep2_now.contains("<td class=\"owner\">rep2</td>"),
+        "rep2's revoked role holds from the next request"
+    );
 }

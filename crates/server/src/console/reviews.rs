@@ -1,9 +1,11 @@
-//! Access reviews for reviewers: the campaigns with items for the caller, and per campaign
-//! each of their reports' role assignments to keep or revoke.
+//! Access reviews: for reviewers, the campaigns with items for them and each of their
+//! reports' role assignments to keep or revoke; for holders of `manage_users`, every campaign,
+//! opening one and closing it.
 
 use askama::Template;
 use axum::extract::{Path, State};
-use warden_service::{CampaignView, ServiceError};
+use warden_policy::Permission;
+use warden_service::{CampaignInput, CampaignView, ReviewScope, ServiceError};
 
 use super::customers::record_id;
 use super::{render, see_other, when, Console, Nav, PageResult, Posted};
@@ -32,6 +34,13 @@ struct IndexPage {
     campaigns: Vec<CampaignLine>,
 }
 
+fn invalid(field: &str, message: &str) -> ServiceError {
+    ServiceError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
 /// The caller's items of every campaign, newest campaign first.
 async fn my_campaigns(state: &AppState, console: &Console) -> PageResult<Vec<CampaignView>> {
     let mut found = Vec::new();
@@ -55,11 +64,13 @@ async fn my_campaigns(state: &AppState, console: &Console) -> PageResult<Vec<Cam
 /// `GET /reviews`.
 pub(super) async fn index(State(state): State<AppState>, console: Console) -> PageResult {
     let campaigns = my_campaigns(&state, &console).await?;
+    // Those who open and close campaigns see every one; reviewers those with items for them.
+    let all = console.subject.can(Permission::ManageUsers);
     render(&IndexPage {
         nav: console.nav("reviews"),
         campaigns: campaigns
             .iter()
-            .filter(|c| !c.items.is_empty())
+            .filter(|c| all || !c.items.is_empty())
             .map(|c| CampaignLine {
                 id: c.campaign.id,
                 name: c.campaign.name.clone(),
@@ -91,6 +102,7 @@ struct CampaignPage {
     due: String,
     undecided_rule: String,
     items: Vec<ItemLine>,
+    can_close: bool,
 }
 
 /// `GET /reviews/{id}`: the caller's items of one campaign.
@@ -103,6 +115,7 @@ pub(super) async fn campaign(
     let view = state.warden.my_review_items(&console.subject, id).await?;
     let snapshot = &console.subject.snapshot;
     render(&CampaignPage {
+        can_close: view.campaign.state == "open" && console.subject.can(Permission::ManageUsers),
         nav: console.nav("reviews"),
         id,
         name: view.campaign.name.clone(),
@@ -158,6 +171,58 @@ pub(super) async fn decide(
             revoke,
             posted.get("comment"),
         )
+        .await?;
+    Ok(see_other(&format!("/reviews/{id}")))
+}
+
+/// `POST /reviews` (needs `manage_users`): opens a campaign — `name`, `scope` (`all`,
+/// `unit:NAME` or `role:NAME`), `due` (a date, the end of that day in UTC) and `undecided`
+/// (`keep` or `revoke`).
+pub(super) async fn open(State(state): State<AppState>, posted: Posted) -> PageResult {
+    let scope = match posted.get("scope").trim() {
+        "" | "all" => ReviewScope::All,
+        other => match other.split_once(':') {
+            Some(("unit", unit)) => ReviewScope::Unit(unit.trim().to_owned()),
+            Some(("role", role)) => ReviewScope::Role(role.trim().to_owned()),
+            _ => return Err(invalid("scope", "must be all, unit:NAME or role:NAME").into()),
+        },
+    };
+    let due = posted.get("due").trim();
+    let due_at = format!("{due}T23:59:59Z")
+        .parse::<jiff::Timestamp>()
+        .map_err(|_| invalid("due", "must be a date such as 2026-12-31"))?
+        .as_millisecond();
+    let revoke_undecided = match posted.get("undecided") {
+        "revoke" => true,
+        "" | "keep" => false,
+        _ => return Err(invalid("undecided", "must be keep or revoke").into()),
+    };
+    let view = state
+        .warden
+        .open_campaign(
+            &posted.console.subject,
+            CampaignInput {
+                name: posted.get("name").to_owned(),
+                scope,
+                due_at,
+                revoke_undecided,
+            },
+        )
+        .await?;
+    Ok(see_other(&format!("/reviews/{}", view.campaign.id)))
+}
+
+/// `POST /reviews/{id}/close` (needs `manage_users`): decisions apply, revocations hold from
+/// the next request.
+pub(super) async fn close(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    posted: Posted,
+) -> PageResult {
+    let id = record_id(&id)?;
+    state
+        .warden
+        .close_campaign(&posted.console.subject, id)
         .await?;
     Ok(see_other(&format!("/reviews/{id}")))
 }
