@@ -622,6 +622,12 @@ impl Http {
     }
 }
 
+/// The stylesheet a page links.
+fn page_text_link(html: &str) -> String {
+    let at = html.find("<link rel=\"stylesheet\" href=\"").unwrap() + 29;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -661,7 +667,9 @@ async fn the_console_over_http() {
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("cache-control"), "no-store");
-    let css = http.get("/static/console.css?v=1", "").await;
+    let href = page_text_link(&http.get("/login", "").await.text().await.unwrap());
+    assert!(href.starts_with("/static/console.css?v="), "{href}");
+    let css = http.get(&href, "").await;
     assert!(css.headers()["cache-control"]
         .to_str()
         .unwrap()

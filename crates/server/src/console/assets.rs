@@ -10,9 +10,22 @@ use crate::error::AppError;
 const CSS: &str = include_str!("../../assets/console.css");
 const JS: &str = include_str!("../../assets/console.js");
 
-/// Pages link assets with `?v=` of the release, so a day of caching never serves a stale file
-/// after an upgrade.
+/// Pages link assets with `?v=` of their content's hash ([`VERSION`]), so a day of caching
+/// never serves a stale file after an upgrade.
 const CACHE: &str = "public, max-age=86400";
+
+/// FNV-1a of the assets, computed at compile time: changes whenever either file changes.
+pub(crate) const VERSION: u64 = fnv1a(JS.as_bytes(), fnv1a(CSS.as_bytes(), 0xcbf2_9ce4_8422_2325));
+
+const fn fnv1a(bytes: &[u8], mut hash: u64) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
 
 /// `GET /static/{file}`.
 pub(super) async fn serve(Path(file): Path<String>) -> Response {

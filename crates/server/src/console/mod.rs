@@ -8,7 +8,7 @@
 //! assets (one stylesheet, one script; no inline script, so the CSP forbids it outright).
 
 mod approvals;
-mod assets;
+pub(crate) mod assets;
 mod audit;
 mod auth;
 mod customers;
