@@ -830,6 +830,51 @@ async fn the_console_over_http() {
         log.text
     );
 
+    // A change that waits for approval opens the pending request, not an error.
+    let (finance, csrf) = http.sign_in("finance").await;
+    let page = http
+        .get("/customers/1", &finance)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("name=\"f.name\""),
+        "finance may not change the name"
+    );
+    let limit = input_value(&page, "o.credit_limit").expect("credit_limit is writable");
+    let version = input_value(&page, "version").unwrap();
+    let held = http
+        .post(
+            "/customers/1",
+            &finance,
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("o.credit_limit", &limit),
+                ("f.credit_limit", "150000"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(held.status(), 303);
+    let location = held.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/approvals/"), "{location}");
+    let request = http.get(&location, &finance).await.text().await.unwrap();
+    assert!(request.contains("waits for approval"), "{request}");
+    assert!(
+        request.contains("id=\"withdraw\""),
+        "the requester may withdraw"
+    );
+
+    // The dashboard counts what the list shows.
+    let (rep1, _) = http.sign_in("rep1").await;
+    let dashboard = http.get("/", &rep1).await.text().await.unwrap();
+    assert!(
+        dashboard.contains(&format!("id=\"visible-total\">{}<", harness::CUSTOMERS / 4)),
+        "{dashboard}"
+    );
+
     // A new customer from the console is the caller's.
     let (rep3, csrf) = http.sign_in("rep3").await;
     let created = http
