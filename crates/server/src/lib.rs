@@ -81,7 +81,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
-        .merge(console::router())
+        .merge(console::router(state.clone()))
         .fallback(|| async { AppError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

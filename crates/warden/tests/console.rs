@@ -151,6 +151,26 @@ impl Browser {
             .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
     }
 
+    /// Clicks what leads to another page, and returns once the new page has replaced the old
+    /// one (a form's submission is not awaited by the click itself: reading right after it
+    /// could read the old page).
+    async fn follow(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The old document's element goes stale once the new document is there.
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "clicking `{css}` led nowhere");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+    }
+
     async fn fill(&self, css: &str, value: &str) {
         let element = self.client.find(Locator::Css(css)).await.unwrap();
         element.clear().await.unwrap();
@@ -200,18 +220,13 @@ impl Browser {
         self.open(base, "/login").await;
         self.fill("#username", user).await;
         self.fill("#password", PASSWORD).await;
-        self.click("#sign-in").await;
+        self.follow("#sign-in").await;
         assert_eq!(self.text("#whoami").await, user, "signed in as {user}");
     }
 
-    /// Signs out from the dashboard (error pages have no navigation bar).
+    /// Signs out from whatever page is open (error pages keep the navigation bar too).
     async fn sign_out(&self) {
-        let url = self.client.current_url().await.unwrap();
-        self.client
-            .goto(url.join("/").unwrap().as_str())
-            .await
-            .unwrap();
-        self.click("header form[action='/logout'] button").await;
+        self.follow("header form[action='/logout'] button").await;
         self.text("#sign-in").await;
     }
 }
@@ -260,7 +275,7 @@ async fn rep1_sees_only_rep1s_customers(browser: &Browser, base: &str) {
         "rep1 sees only rep1's customers: {owners:?}"
     );
     // The next page, through the API's cursor, is still only rep1's.
-    browser.click("#next-page").await;
+    browser.follow("#next-page").await;
     let more = browser.all_texts("#customers td.owner").await;
     assert!(
         !more.is_empty() && more.iter().all(|o| o == "rep1"),
@@ -274,7 +289,7 @@ async fn rep1_sees_only_rep1s_customers(browser: &Browser, base: &str) {
     browser.open(base, "/customers/1").await;
     assert_eq!(browser.text("#record-name").await, "Acme Trading");
     browser.screenshot("record").await;
-    browser.click("#why").await;
+    browser.follow("#why").await;
     let explained = browser.text("#explain-actions").await;
     assert!(explained.contains("rep1 owns the record"), "{explained}");
     browser.sign_out().await;
@@ -301,7 +316,7 @@ async fn a_form_without_its_csrf_token_is_refused(browser: &Browser, api: &Api, 
         )
         .await
         .unwrap();
-    browser.click("#edit-form button[type=submit]").await;
+    browser.follow("#edit-form button[type=submit]").await;
     assert_eq!(browser.text("h1").await, "Refused");
     assert!(browser.source().await.contains("HTTP 403"));
     let after = api
@@ -319,7 +334,7 @@ async fn a_form_without_its_csrf_token_is_refused(browser: &Browser, api: &Api, 
     // With its token, the same form is accepted.
     browser.open(base, "/customers/1").await;
     browser.fill("#f-phone", "+86 21 5555 0199").await;
-    browser.click("#edit-form button[type=submit]").await;
+    browser.follow("#edit-form button[type=submit]").await;
     assert_eq!(browser.text(".notice").await, "Saved.");
     assert_eq!(
         browser.text("dd[data-field=phone]").await.trim(),
@@ -371,13 +386,13 @@ async fn supervisor1_approves_rep1s_pending_delete(browser: &Browser, api: &Api,
     browser.open(base, "/approvals").await;
     let row = format!("#approvals tr[data-id='{request}'] a");
     browser.screenshot("approvals").await;
-    browser.click(&row).await;
+    browser.follow(&row).await;
     assert_eq!(browser.text("#request-state").await, "pending");
     browser.screenshot("approval-request").await;
     browser
         .fill("#comment", "duplicate of another account")
         .await;
-    browser.click("#approve").await;
+    browser.follow("#approve").await;
     assert_eq!(browser.text("#request-state").await, "applied");
     browser.open(base, "/customers/5").await;
     assert_eq!(
@@ -405,7 +420,7 @@ async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &A
     browser.select("#move-user", "rep3").await;
     browser.select("#move-manager", "supervisor1").await;
     browser.screenshot("organisation").await;
-    browser.click("#preview").await;
+    browser.follow("#preview").await;
     // Read the what-if before anything changes: supervisor1 gains rep3's customers,
     // supervisor2 loses them.
     let diff = browser.text("#whatif").await;
@@ -432,7 +447,7 @@ async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &A
         )
         .await;
     assert_eq!(still.body["manager"], "supervisor2", "nothing applied yet");
-    browser.click("#confirm").await;
+    browser.follow("#confirm").await;
     assert!(browser.text("#notice").await.starts_with("Moved"));
     assert_eq!(browser.path().await, "/admin/org?notice=moved");
     let moved = api
@@ -448,18 +463,20 @@ async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &A
     browser.screenshot("roles").await;
 
     // Editing a role's grants goes through the same what-if: supervisors stop exporting.
-    browser
+    let link = browser
         .client
         .find(Locator::XPath("//h2[contains(., 'Sales Supervisor')]/a"))
         .await
         .unwrap()
-        .click()
+        .attr("href")
         .await
+        .unwrap()
         .unwrap();
+    browser.open(base, &link).await;
     browser
         .select("select[name='g.customers.export']", "")
         .await;
-    browser.click("#preview").await;
+    browser.follow("#preview").await;
     let rows = browser.all_texts("#whatif tbody tr").await;
     assert!(
         rows.iter()
@@ -471,7 +488,7 @@ async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &A
         "nobody's read changes: {rows:?}"
     );
     browser.screenshot("role-what-if").await;
-    browser.click("#confirm").await;
+    browser.follow("#confirm").await;
     assert!(browser.text("#notice").await.starts_with("Saved"));
     let export = api
         .request(
@@ -766,7 +783,13 @@ async fn the_console_over_http() {
 
     // Without a session, pages send to the login form; another rep's record is a 404.
     assert_eq!(http.get("/customers", "").await.status(), 303);
-    assert_eq!(http.get("/customers/2", &session).await.status(), 404);
+    let other = http.get("/customers/2", &session).await;
+    assert_eq!(other.status(), 404);
+    let other = other.text().await.unwrap();
+    assert!(
+        other.contains("id=\"whoami\">rep1<") && other.contains("Not found"),
+        "an error page keeps the navigation: {other}"
+    );
 
     // Sign out ends the session at once.
     assert_eq!(

@@ -36,7 +36,7 @@ use crate::error::AppError;
 use crate::{now_ms, AppState};
 
 /// The console's routes; `lib.rs` merges them at the root beside `/api/v1`.
-pub fn router() -> Router<AppState> {
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(dashboard::page))
         .route("/login", get(auth::login_form).post(auth::login))
@@ -68,7 +68,58 @@ pub fn router() -> Router<AppState> {
         .route("/reviews/{id}", get(reviews::campaign))
         .route("/reviews/{id}/items/{item}", post(reviews::decide))
         .route("/static/{file}", get(assets::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            error_pages_with_nav,
+        ))
         .layer(axum::middleware::map_response(security_headers))
+}
+
+/// What an error page said, kept on the response so that [`error_pages_with_nav`] can render
+/// it again with the navigation bar.
+#[derive(Clone, Debug)]
+struct ShownError {
+    title: &'static str,
+    message: String,
+}
+
+/// An error page of a signed-in user keeps the navigation bar (and its sign-out button). The
+/// error itself is rendered without knowing the caller; only when there is one is the session
+/// read again (one query, on errors only), through the same authentication as every page.
+async fn error_pages_with_nav(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let token = request_token(&parts.headers);
+    let client = client_address(&parts, &state.config.trusted_proxies);
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let (Some(shown), Some(token)) = (response.extensions().get::<ShownError>().cloned(), token)
+    else {
+        return response;
+    };
+    let Ok(subject) = state.warden.authenticate(&token, client, now_ms()).await else {
+        return response;
+    };
+    if subject.mfa_pending {
+        return response;
+    }
+    let console = Console {
+        csrf: csrf_token(&token),
+        subject,
+    };
+    let status = response.status();
+    let page = ErrorPage {
+        nav: console.nav(""),
+        status: status.as_u16(),
+        title: shown.title,
+        message: shown.message,
+    };
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => response,
+    }
 }
 
 /// The Content-Security-Policy of every console answer: nothing from elsewhere, no inline
@@ -335,12 +386,17 @@ impl IntoResponse for ConsoleError {
             title,
             message,
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => {
                 (status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], title).into_response()
             }
-        }
+        };
+        response.extensions_mut().insert(ShownError {
+            title,
+            message: page.message,
+        });
+        response
     }
 }
 
