@@ -898,6 +898,19 @@ async fn the_console_over_http() {
         "{dashboard}"
     );
 
+    // Everyone may read which of their changes will wait.
+    let policies = http
+        .get("/approvals/policies", &rep1)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        policies.contains("Rep deletes wait for their superior"),
+        "{policies}"
+    );
+    assert!(policies.contains("the direct superior"), "{policies}");
+
     // A new customer from the console is the caller's.
     let (rep3, csrf) = http.sign_in("rep3").await;
     let created = http

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/customers/{id}/delete", post(customers::delete))
         .route("/customers/{id}/explain", get(customers::explain))
         .route("/approvals", get(approvals::list))
+        .route("/approvals/policies", get(approvals::policies))
         .route("/approvals/{id}", get(approvals::one))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/admin/org", get(org::tree))
