@@ -911,6 +911,25 @@ async fn the_console_over_http() {
     );
     assert!(policies.contains("the direct superior"), "{policies}");
 
+    // The access log viewer's CSV export is the API's, reached with the console's session.
+    let (auditor, _) = http.sign_in("auditor").await;
+    let viewer = http
+        .get("/audit?actor=manager&action=reveal", &auditor)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let at = viewer.find("id=\"export\" href=\"").unwrap() + 18;
+    // Attribute text as the browser reads it: askama writes `&` as `&#38;`.
+    let export = viewer[at..at + viewer[at..].find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let csv = http.get(&export, &auditor).await;
+    assert_eq!(csv.status(), 200, "{export}");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("id,at,actor,action"), "{csv}");
+    assert_eq!(csv.lines().count(), 2, "one reveal by the manager: {csv}");
+
     // A new customer from the console is the caller's.
     let (rep3, csrf) = http.sign_in("rep3").await;
     let created = http
