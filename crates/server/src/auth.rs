@@ -104,6 +104,50 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
+/// Whether the client reached us over TLS: the request's own scheme, or — only from a trusted
+/// proxy, like `X-Forwarded-For` — `X-Forwarded-Proto: https`. Decides the cookie's `Secure`.
+pub(crate) fn is_https(parts: &Parts, trusted: &[ipnet::IpNet]) -> bool {
+    if parts.uri.scheme_str() == Some("https") {
+        return true;
+    }
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_canonical());
+    peer.is_some_and(|peer| trusted.iter().any(|net| net.contains(&peer)))
+        && parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+}
+
+/// Whether the request came over TLS ([`is_https`]), as an extractor.
+pub struct Https(pub bool);
+
+impl FromRequestParts<AppState> for Https {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Https(is_https(parts, &state.config.trusted_proxies)))
+    }
+}
+
+/// The session cookie for a new session: never readable by scripts, never sent by another
+/// site's request, and only over TLS when the client uses TLS (a plain-HTTP demo still works).
+pub(crate) fn session_cookie(token: &str, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}")
+}
+
+/// The header that ends the session cookie.
+pub(crate) const CLEAR_SESSION_COOKIE: &str =
+    "warden_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0";
+
 /// The client address of a request, as an extractor (for login, which has no subject yet).
 pub struct ClientAddress(pub IpAddr);
 
@@ -155,6 +199,7 @@ pub struct LoginResponse {
 async fn login(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
+    Https(https): Https,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
     let request = warden_service::LoginRequest {
@@ -164,10 +209,7 @@ async fn login(
         recovery_code: body.recovery_code,
     };
     let outcome = state.warden.login(&request, client, now_ms()).await?;
-    let cookie = format!(
-        "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-        outcome.token
-    );
+    let cookie = session_cookie(&outcome.token, https);
     let mut response = Json(LoginResponse {
         token: outcome.token,
         expires_at: timestamp(outcome.expires_at),
@@ -186,10 +228,9 @@ async fn login(
 async fn logout(State(state): State<AppState>, Auth(subject): Auth) -> ApiResult<Response> {
     state.warden.logout(&subject).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        SET_COOKIE,
-        HeaderValue::from_static("warden_session=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-    );
+    response
+        .headers_mut()
+        .insert(SET_COOKIE, HeaderValue::from_static(CLEAR_SESSION_COOKIE));
     Ok(response)
 }
 

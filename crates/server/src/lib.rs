@@ -1,4 +1,5 @@
-//! Warden's HTTP edge: the JSON API under `/api/v1`, its OpenAPI document, and `/healthz`.
+//! Warden's HTTP edge: the JSON API under `/api/v1`, its OpenAPI document, the web console at
+//! `/` (server-rendered, calling the same use cases), and `/healthz`.
 //!
 //! The server owns the wire format and the clock: it reads the time once per request and hands
 //! it to the service, converts JSON to the service's types and back, and maps each
@@ -10,6 +11,7 @@ mod approvals;
 mod audit;
 mod auth;
 pub mod background;
+mod console;
 mod error;
 mod json;
 mod openapi;
@@ -81,6 +83,7 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
+        .merge(console::router(state.clone()))
         .fallback(|| async { AppError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

@@ -14,6 +14,7 @@ mod approval_policies;
 mod approvals;
 mod audit;
 mod auth;
+mod dashboard;
 pub mod demo;
 mod error;
 mod explain;
@@ -36,6 +37,7 @@ pub use approvals::{
 };
 pub use audit::{AuditFilter, AuditPage, MAX_AUDIT_PAGE};
 pub use auth::{LoginOutcome, LoginRequest, Subject};
+pub use dashboard::UnitCount;
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport, ReasonSource};
 pub use records::{ListQuery, Page, RecordInput, RecordView};

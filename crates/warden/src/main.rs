@@ -333,7 +333,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "Try: curl -s -X POST http://{}/api/v1/login -H 'content-type: application/json' \\",
+        "Open the console at http://{}/ and sign in as one of them.",
+        args.listen
+    );
+    println!(
+        "Or try: curl -s -X POST http://{}/api/v1/login -H 'content-type: application/json' \\",
         args.listen
     );
     println!("       -d '{{\"username\":\"rep1\",\"password\":\"…\"}}'");

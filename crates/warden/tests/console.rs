@@ -1,0 +1,1104 @@
+//! The web console in a real browser: headless Chromium driven through chromedriver
+//! (WebDriver), against the real `warden demo` on a fresh SQLite database.
+//!
+//! Without `chromium` and `chromedriver` installed the test says it is skipped and passes;
+//! `.ci/run` installs both and sets `WARDEN_REQUIRE_BROWSER`, so in CI it always runs. With `WARDEN_SCREENSHOTS=DIR` it also
+//! saves screenshots of the main pages into DIR (`docs/screenshots` for the README).
+
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+#![allow(clippy::expect_used, reason = "a failed expect is a failed test")]
+
+#[path = "e2e/harness.rs"]
+#[allow(dead_code, reason = "the harness serves several test binaries")]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use harness::{Api, Backend, Body, Server, PASSWORD};
+use reqwest::Method;
+use serde_json::json;
+
+/// Where Debian puts them (`apt-get install chromium chromium-driver`); overridable.
+fn browser_paths() -> Result<(PathBuf, PathBuf), String> {
+    let chromium = std::env::var_os("WARDEN_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let driver = std::env::var_os("WARDEN_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    for path in [&chromium, &driver] {
+        if !path.exists() {
+            return Err(format!(
+                "{} is not installed (apt-get install -y chromium chromium-driver)",
+                path.display()
+            ));
+        }
+    }
+    Ok((chromium, driver))
+}
+
+/// A running chromedriver, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start(path: &Path) -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self, chromium: &Path) -> Browser {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium.display().to_string(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,900",
+                         "--lang=en-GB"],
+            }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session");
+        Browser {
+            client,
+            shots: std::env::var_os("WARDEN_SCREENSHOTS").map(PathBuf::from),
+        }
+    }
+}
+
+/// The browser and where screenshots go, if anywhere.
+struct Browser {
+    client: Client,
+    shots: Option<PathBuf>,
+}
+
+impl Browser {
+    async fn open(&self, base: &str, path: &str) {
+        self.client
+            .goto(&format!("{base}{path}"))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn click(&self, css: &str) {
+        let element = match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(element) => element,
+            Err(e) => panic!(
+                "no `{css}` to click on {}: {e}\n{}",
+                self.path().await,
+                self.source().await
+            ),
+        };
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click `{css}`: {e}"));
+    }
+
+    /// Clicks what leads to another page, and returns once the new page has replaced the old
+    /// one (a form's submission is not awaited by the click itself: reading right after it
+    /// could read the old page).
+    async fn follow(&self, css: &str) {
+        let old = self.client.find(Locator::Css("html")).await.unwrap();
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The old document's element goes stale once the new document is there.
+        while old.tag_name().await.is_ok() {
+            assert!(Instant::now() < deadline, "clicking `{css}` led nowhere");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("main"))
+            .await
+            .unwrap();
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let element = self.client.find(Locator::Css(css)).await.unwrap();
+        element.clear().await.unwrap();
+        element.send_keys(value).await.unwrap();
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("select {value} in `{css}`: {e}"));
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn all_texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for element in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            out.push(element.text().await.unwrap());
+        }
+        out
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let Some(dir) = &self.shots else {
+            return;
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn sign_in(&self, base: &str, user: &str) {
+        self.open(base, "/login").await;
+        self.fill("#username", user).await;
+        self.fill("#password", PASSWORD).await;
+        self.follow("#sign-in").await;
+        assert_eq!(self.text("#whoami").await, user, "signed in as {user}");
+    }
+
+    /// Signs out from whatever page is open (error pages keep the navigation bar too).
+    async fn sign_out(&self) {
+        self.follow("header form[action='/logout'] button").await;
+        self.text("#sign-in").await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser() {
+    let (chromium, chromedriver) = match browser_paths() {
+        Ok(paths) => paths,
+        Err(why) if std::env::var_os("WARDEN_REQUIRE_BROWSER").is_some() => {
+            panic!("WARDEN_REQUIRE_BROWSER is set but {why}")
+        }
+        Err(why) => {
+            println!("skipped: the console's browser tests need Chromium: {why}");
+            eprintln!("skipped: the console's browser tests need Chromium: {why}");
+            return;
+        }
+    };
+    let server = Server::start(Backend::Sqlite).await;
+    let api = Api::login_everyone(&server).await;
+    let driver = Driver::start(&chromedriver).await;
+    let browser = driver.browser(&chromium).await;
+    let base = server.base.as_str();
+
+    browser.open(base, "/login").await;
+    browser.screenshot("login").await;
+
+    rep1_sees_only_rep1s_customers(&browser, base).await;
+    a_form_without_its_csrf_token_is_refused(&browser, &api, base).await;
+    support_sees_no_bank_account(&browser, base).await;
+    supervisor1_approves_rep1s_pending_delete(&browser, &api, base).await;
+    admin_moves_a_user_after_reading_the_what_if(&browser, &api, base).await;
+    the_auditor_reads_the_access_log(&browser, base).await;
+    on_a_phone(&browser, base).await;
+
+    browser.client.close().await.unwrap();
+}
+
+async fn rep1_sees_only_rep1s_customers(browser: &Browser, base: &str) {
+    browser.sign_in(base, "rep1").await;
+    browser.screenshot("dashboard-rep1").await;
+    browser.open(base, "/customers").await;
+    let owners = browser.all_texts("#customers td.owner").await;
+    assert!(!owners.is_empty(), "rep1 sees customers");
+    assert!(
+        owners.iter().all(|o| o == "rep1"),
+        "rep1 sees only rep1's customers: {owners:?}"
+    );
+    // The next page, through the API's cursor, is still only rep1's.
+    browser.follow("#next-page").await;
+    let more = browser.all_texts("#customers td.owner").await;
+    assert!(
+        !more.is_empty() && more.iter().all(|o| o == "rep1"),
+        "{more:?}"
+    );
+    browser.open(base, "/customers").await;
+    browser.screenshot("customers").await;
+    // Another rep's customer is not found, exactly as in the API (customer 2 is rep2's).
+    browser.open(base, "/customers/2").await;
+    assert_eq!(browser.text("h1").await, "Not found");
+    browser.open(base, "/customers/1").await;
+    assert_eq!(browser.text("#record-name").await, "Acme Trading");
+    browser.screenshot("record").await;
+    browser.follow("#why").await;
+    let explained = browser.text("#explain-actions").await;
+    assert!(explained.contains("rep1 owns the record"), "{explained}");
+    browser.sign_out().await;
+}
+
+async fn a_form_without_its_csrf_token_is_refused(browser: &Browser, api: &Api, base: &str) {
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers/1").await;
+    let before = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    // The form as a forger would post it: everything but the token.
+    browser
+        .client
+        .execute(
+            "document.querySelector('#edit-form input[name=csrf]').remove();\
+             document.querySelector('#f-phone').value = '+1 555 0000';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.follow("#edit-form button[type=submit]").await;
+    assert_eq!(browser.text("h1").await, "Refused");
+    assert!(browser.source().await.contains("HTTP 403"));
+    let after = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(
+        before.body["version"], after.body["version"],
+        "nothing was written"
+    );
+    // With its token, the same form is accepted.
+    browser.open(base, "/customers/1").await;
+    browser.fill("#f-phone", "+86 21 5555 0199").await;
+    browser.follow("#edit-form button[type=submit]").await;
+    assert_eq!(browser.text(".notice").await, "Saved.");
+    assert_eq!(
+        browser.text("dd[data-field=phone]").await.trim(),
+        "+86 21 5555 0199"
+    );
+    browser.sign_out().await;
+}
+
+async fn support_sees_no_bank_account(browser: &Browser, base: &str) {
+    browser.sign_in(base, "support").await;
+    browser.open(base, "/customers").await;
+    let list = browser.source().await;
+    assert!(
+        list.contains("Acme Trading"),
+        "support reads every customer"
+    );
+    assert!(!list.contains("bank_account"), "no bank account column");
+    assert!(!list.contains("credit_limit"), "no credit limit column");
+    browser.open(base, "/customers/1").await;
+    let record = browser.text("#fields").await;
+    assert!(record.contains("Acme Trading"));
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("dd[data-field=bank_account]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no bank account on the record page"
+    );
+    assert!(!browser.source().await.contains("bank_account"));
+    browser.sign_out().await;
+}
+
+async fn supervisor1_approves_rep1s_pending_delete(browser: &Browser, api: &Api, base: &str) {
+    // rep1's delete waits for their superior (the API answers 202 with the request).
+    let held = api
+        .request(
+            Method::DELETE,
+            "/api/v1/customers/5",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(held.status, 202, "{}", held.text);
+    let request = held.body["approval"]["id"].as_i64().unwrap();
+
+    browser.sign_in(base, "supervisor1").await;
+    browser.open(base, "/approvals").await;
+    let row = format!("#approvals tr[data-id='{request}'] a");
+    browser.screenshot("approvals").await;
+    browser.follow(&row).await;
+    assert_eq!(browser.text("#request-state").await, "pending");
+    browser.screenshot("approval-request").await;
+    browser
+        .fill("#comment", "duplicate of another account")
+        .await;
+    browser.follow("#approve").await;
+    assert_eq!(browser.text("#request-state").await, "applied");
+    browser.open(base, "/customers/5").await;
+    assert_eq!(
+        browser.text("h1").await,
+        "Not found",
+        "the customer is gone"
+    );
+    browser.sign_out().await;
+
+    let gone = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/5",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(gone.status, 404);
+}
+
+async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &Api, base: &str) {
+    browser.sign_in(base, "admin").await;
+    browser.screenshot("dashboard").await;
+    browser.open(base, "/admin/org").await;
+    browser.select("#move-user", "rep3").await;
+    browser.select("#move-manager", "supervisor1").await;
+    browser.screenshot("organisation").await;
+    browser.follow("#preview").await;
+    // Read the what-if before anything changes: supervisor1 gains rep3's customers,
+    // supervisor2 loses them.
+    let diff = browser.text("#whatif").await;
+    assert!(diff.contains("supervisor1"), "{diff}");
+    assert!(diff.contains("supervisor2"), "{diff}");
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("supervisor1 read") && r.contains('+')),
+        "supervisor1 gains read: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("supervisor2 read") && r.contains('−')),
+        "supervisor2 loses read: {rows:?}"
+    );
+    browser.screenshot("what-if").await;
+    let still = api
+        .request(
+            Method::GET,
+            "/api/v1/users/rep3",
+            Some(api.token("admin")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(still.body["manager"], "supervisor2", "nothing applied yet");
+    browser.follow("#confirm").await;
+    assert!(browser.text("#notice").await.starts_with("Moved"));
+    assert_eq!(browser.path().await, "/admin/org?notice=moved");
+    let moved = api
+        .request(
+            Method::GET,
+            "/api/v1/users/rep3",
+            Some(api.token("admin")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(moved.body["manager"], "supervisor1", "{}", moved.text);
+    browser.open(base, "/admin/roles").await;
+    browser.screenshot("roles").await;
+
+    // Editing a role's grants goes through the same what-if: supervisors stop exporting.
+    let link = browser
+        .client
+        .find(Locator::XPath("//h2[contains(., 'Sales Supervisor')]/a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    browser.open(base, &link).await;
+    browser
+        .select("select[name='g.customers.export']", "")
+        .await;
+    browser.follow("#preview").await;
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("supervisor1 export") && r.contains('−')),
+        "supervisor1 loses export: {rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| !r.contains("read")),
+        "nobody's read changes: {rows:?}"
+    );
+    browser.screenshot("role-what-if").await;
+    browser.follow("#confirm").await;
+    assert!(browser.text("#notice").await.starts_with("Saved"));
+    let export = api
+        .request(
+            Method::GET,
+            "/api/v1/customers?limit=1",
+            Some(api.token("supervisor1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(export.status, 200, "reading is untouched");
+    browser.sign_out().await;
+}
+
+async fn the_auditor_reads_the_access_log(browser: &Browser, base: &str) {
+    browser.sign_in(base, "auditor").await;
+    browser.open(base, "/audit?actor=supervisor1").await;
+    let log = browser.text("#log").await;
+    assert!(log.contains("supervisor1"), "{log}");
+    let export = browser
+        .client
+        .find(Locator::Css("#export"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(export, "/api/v1/audit?format=csv&actor=supervisor1");
+    browser.screenshot("access-log").await;
+    browser.sign_out().await;
+}
+
+/// A phone-sized window: the navigation folds behind "Menu", and the script served under the
+/// CSP (no inline script) unfolds it.
+async fn on_a_phone(browser: &Browser, base: &str) {
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers").await;
+    let nav = browser.client.find(Locator::Id("nav-links")).await.unwrap();
+    assert!(!nav.is_displayed().await.unwrap(), "folded on a phone");
+    browser.click("#nav-toggle").await;
+    assert!(nav.is_displayed().await.unwrap(), "the script unfolds it");
+    browser.screenshot("customers-phone").await;
+    browser.client.set_window_size(1280, 900).await.unwrap();
+    browser.sign_out().await;
+}
+
+/// A console client over plain HTTP: no browser, redirects not followed, cookies by hand.
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// The `name=value` of a `Set-Cookie` header, and the whole header.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let pair = v.split(';').next().unwrap_or_default().to_owned();
+            (pair, v.to_owned())
+        })
+}
+
+/// The value of `<input … name="NAME" value="…">` in a page.
+fn input_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\" value=\""))?;
+    let rest = &html[at + name.len() + 15..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+impl Http {
+    fn new(base: &str) -> Http {
+        Http {
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str, cookie: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        cookie: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Signs `user` in through the console's form; the session cookie and its CSRF token.
+    async fn sign_in(&self, user: &str) -> (String, String) {
+        let (login_cookie, token) = self.login_form().await;
+        let reply = self
+            .post(
+                "/login",
+                &login_cookie,
+                &[("csrf", &token), ("username", user), ("password", PASSWORD)],
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status(), 303, "sign-in of {user}");
+        let (session, _) = set_cookie(&reply, "warden_session").unwrap();
+        let page = self
+            .get("/customers/new", &session)
+            .await
+            .text()
+            .await
+            .unwrap();
+        (session, input_value(&page, "csrf").expect("a csrf field"))
+    }
+
+    /// The login form's CSRF cookie and token.
+    async fn login_form(&self) -> (String, String) {
+        let form = self.get("/login", "").await;
+        let (cookie, _) = set_cookie(&form, "warden_login_csrf").expect("a login CSRF cookie");
+        let token = input_value(&form.text().await.unwrap(), "csrf").expect("a csrf field");
+        (cookie, token)
+    }
+}
+
+/// The stylesheet a page links.
+fn page_text_link(html: &str) -> String {
+    let at = html.find("<link rel=\"stylesheet\" href=\"").unwrap() + 29;
+    html[at..at + html[at..].find('"').unwrap()].to_owned()
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The console's own security over HTTP (no browser needed): headers, cookie flags, CSRF on
+/// the login form and on every form after it, the TOTP step, and sign-out.
+#[tokio::test]
+async fn the_console_over_http() {
+    let server = Server::start_with(Backend::Sqlite, &["--trusted-proxy", "127.0.0.1/32"]).await;
+    let api = Api::login_everyone(&server).await;
+    let http = Http::new(&server.base);
+
+    // Every page: a strict CSP, no sniffing, no framing, no caching.
+    let page = http.get("/login", "").await;
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let csp = header("content-security-policy");
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "script-src 'self'",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("cache-control"), "no-store");
+    let href = page_text_link(&http.get("/login", "").await.text().await.unwrap());
+    assert!(href.starts_with("/static/console.css?v="), "{href}");
+    let css = http.get(&href, "").await;
+    assert!(css.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+
+    // The login form refuses a post without its CSRF token (another site cannot sign a
+    // browser in), and accepts one with it.
+    let (login_cookie, token) = http.login_form().await;
+    let forged = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[("username", "rep1"), ("password", PASSWORD)],
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status(), 403);
+    let signed_in = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep1"),
+                ("password", PASSWORD),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(signed_in.status(), 303);
+    let (session, flags) = set_cookie(&signed_in, "warden_session").expect("a session cookie");
+    assert!(
+        flags.contains("HttpOnly") && flags.contains("SameSite=Strict"),
+        "{flags}"
+    );
+    assert!(
+        !flags.contains("Secure"),
+        "plain HTTP: no Secure flag ({flags})"
+    );
+
+    // Behind a trusted proxy that says https, the cookie is Secure.
+    let (login_cookie, token) = http.login_form().await;
+    let over_tls = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep1"),
+                ("password", PASSWORD),
+            ],
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    let (_, flags) = set_cookie(&over_tls, "warden_session").unwrap();
+    assert!(flags.contains("Secure"), "{flags}");
+
+    // A signed-in form without the session's token, or with another session's, is refused.
+    let record = http.get("/customers/1", &session).await;
+    assert_eq!(record.status(), 200);
+    let html = record.text().await.unwrap();
+    let csrf = input_value(&html, "csrf").expect("a csrf field");
+    let version = input_value(&html, "version").expect("a version field");
+    let edit = |csrf: String| {
+        let (http, session, version) = (&http, session.clone(), version.clone());
+        async move {
+            http.post(
+                "/customers/1",
+                &session,
+                &[
+                    ("csrf", &csrf),
+                    ("version", &version),
+                    ("o.phone", ""),
+                    ("f.phone", "+86 21 5555 0142"),
+                ],
+                &[],
+            )
+            .await
+            .status()
+        }
+    };
+    assert_eq!(edit(String::new()).await, 403);
+    assert_eq!(edit("0".repeat(64)).await, 403);
+    let unchanged = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(unchanged.body["version"].to_string(), version);
+    assert_eq!(edit(csrf.clone()).await, 303);
+
+    // Without a session, pages send to the login form; another rep's record is a 404.
+    assert_eq!(http.get("/customers", "").await.status(), 303);
+    let other = http.get("/customers/2", &session).await;
+    assert_eq!(other.status(), 404);
+    let other = other.text().await.unwrap();
+    assert!(
+        other.contains("id=\"whoami\">rep1<") && other.contains("Not found"),
+        "an error page keeps the navigation: {other}"
+    );
+
+    // Sign out ends the session at once.
+    assert_eq!(
+        http.post("/logout", &session, &[("csrf", &csrf)], &[])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(http.get("/customers", &session).await.status(), 303);
+
+    // A masked field's full value comes only through a reveal, which is logged first.
+    let (manager, csrf) = http.sign_in("manager").await;
+    let page = http
+        .get("/customers/1", &manager)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("id=\"reveal-bank_account\""),
+        "masked for the manager"
+    );
+    let full = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("finance")),
+            Body::None,
+        )
+        .await
+        .body["bank_account"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !page.contains(&full),
+        "the masked page does not hold the value"
+    );
+    let revealed = http
+        .post(
+            "/customers/1/reveal",
+            &manager,
+            &[("csrf", &csrf), ("field", "bank_account")],
+            &[],
+        )
+        .await;
+    assert_eq!(revealed.status(), 200);
+    assert!(revealed.text().await.unwrap().contains(&full));
+    let log = api
+        .request(
+            Method::GET,
+            "/api/v1/audit?actor=manager&action=reveal",
+            Some(api.token("auditor")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(
+        log.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        log.text
+    );
+
+    // A change that waits for approval opens the pending request, not an error.
+    let (finance, csrf) = http.sign_in("finance").await;
+    let page = http
+        .get("/customers/1", &finance)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !page.contains("name=\"f.name\""),
+        "finance may not change the name"
+    );
+    let limit = input_value(&page, "o.credit_limit").expect("credit_limit is writable");
+    let version = input_value(&page, "version").unwrap();
+    let held = http
+        .post(
+            "/customers/1",
+            &finance,
+            &[
+                ("csrf", &csrf),
+                ("version", &version),
+                ("o.credit_limit", &limit),
+                ("f.credit_limit", "150000"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(held.status(), 303);
+    let location = held.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/approvals/"), "{location}");
+    let request = http.get(&location, &finance).await.text().await.unwrap();
+    assert!(request.contains("waits for approval"), "{request}");
+    assert!(
+        request.contains("id=\"withdraw\""),
+        "the requester may withdraw"
+    );
+
+    // The dashboard counts what the list shows.
+    let (rep1, _) = http.sign_in("rep1").await;
+    let dashboard = http.get("/", &rep1).await.text().await.unwrap();
+    assert!(
+        dashboard.contains(&format!("id=\"visible-total\">{}<", harness::CUSTOMERS / 4)),
+        "{dashboard}"
+    );
+
+    // Everyone may read which of their changes will wait.
+    let policies = http
+        .get("/approvals/policies", &rep1)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        policies.contains("Rep deletes wait for their superior"),
+        "{policies}"
+    );
+    assert!(policies.contains("the direct superior"), "{policies}");
+
+    // The access log viewer's CSV export is the API's, reached with the console's session.
+    let (auditor, _) = http.sign_in("auditor").await;
+    let viewer = http
+        .get("/audit?actor=manager&action=reveal", &auditor)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let at = viewer.find("id=\"export\" href=\"").unwrap() + 18;
+    // Attribute text as the browser reads it: askama writes `&` as `&#38;`.
+    let export = viewer[at..at + viewer[at..].find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    let csv = http.get(&export, &auditor).await;
+    assert_eq!(csv.status(), 200, "{export}");
+    let csv = csv.text().await.unwrap();
+    assert!(csv.starts_with("id,at,actor,action"), "{csv}");
+    assert_eq!(csv.lines().count(), 2, "one reveal by the manager: {csv}");
+
+    // A new customer from the console is the caller's.
+    let (rep3, csrf) = http.sign_in("rep3").await;
+    let created = http
+        .post(
+            "/customers/new",
+            &rep3,
+            &[
+                ("csrf", &csrf),
+                ("f.name", "Lotus Foods"),
+                ("f.region", "East"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let page = http.get(&location, &rep3).await.text().await.unwrap();
+    assert!(
+        page.contains("Lotus Foods") && page.contains("<strong>rep3</strong>"),
+        "{page}"
+    );
+
+    // An account with a second factor: the password, then the code (a recovery code here).
+    let rep2 = api.token("rep2");
+    let start = api
+        .request(Method::POST, "/api/v1/me/mfa/totp", Some(rep2), Body::None)
+        .await;
+    let secret = start.body["secret"].as_str().unwrap().to_owned();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        totp_rs::Secret::Encoded(secret).to_bytes().unwrap(),
+        None,
+        "rep2".to_owned(),
+    )
+    .unwrap();
+    let confirmed = api
+        .request(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            Some(rep2),
+            Body::Json(json!({"code": totp.generate_current().unwrap()})),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let recovery = confirmed.body["recovery_codes"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (login_cookie, token) = http.login_form().await;
+    let first = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep2"),
+                ("password", PASSWORD),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(first.status(), 401, "the code is due");
+    assert!(set_cookie(&first, "warden_session").is_none());
+    let (login_cookie, _) = set_cookie(&first, "warden_login_csrf").unwrap();
+    let step = first.text().await.unwrap();
+    assert!(step.contains("name=\"totp\""), "{step}");
+    let token = input_value(&step, "csrf").unwrap();
+    let wrong = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep2"),
+                ("password", PASSWORD),
+                ("totp", "000000"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let (login_cookie, _) = set_cookie(&wrong, "warden_login_csrf").unwrap();
+    let token = input_value(&wrong.text().await.unwrap(), "csrf").unwrap();
+    let second = http
+        .post(
+            "/login",
+            &login_cookie,
+            &[
+                ("csrf", &token),
+                ("username", "rep2"),
+                ("password", PASSWORD),
+                ("totp", &recovery),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(second.status(), 303);
+    let (session, _) = set_cookie(&second, "warden_session").unwrap();
+    let list = http.get("/customers", &session).await.text().await.unwrap();
+    assert!(list.contains("<td class=\"owner\">rep2</td>"));
+    assert!(!list.contains("<td class=\"owner\">rep1</td>"));
+
+    // An access review: the admin opens it, supervisor1 revokes rep2's role, the admin closes.
+    let (admin, admin_csrf) = http.sign_in("admin").await;
+    let opened = http
+        .post(
+            "/reviews",
+            &admin,
+            &[
+                ("csrf", &admin_csrf),
+                ("name", "Q4 sales"),
+                ("scope", "role:Sales Rep"),
+                ("due", "2099-12-31"),
+                ("undecided", "keep"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(opened.status(), 303);
+    let campaign = opened.headers()["location"].to_str().unwrap().to_owned();
+    let (supervisor, csrf) = http.sign_in("supervisor1").await;
+    let index = http
+        .get("/reviews", &supervisor)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(index.contains("Q4 sales"), "{index}");
+    let items = http.get(&campaign, &supervisor).await.text().await.unwrap();
+    let at = items
+        .find("<td>rep2</td>")
+        .expect("rep2's item for supervisor1");
+    let row = &items[..at];
+    let item = &row[row.rfind("data-item=\"").unwrap() + 11..];
+    let item = &item[..item.find('"').unwrap()];
+    assert!(
+        !items.contains("<td>rep3</td>"),
+        "only supervisor1's reports"
+    );
+    let decided = http
+        .post(
+            &format!("{campaign}/items/{item}"),
+            &supervisor,
+            &[
+                ("csrf", &csrf),
+                ("decision", "revoke"),
+                ("comment", "moved"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(decided.status(), 303);
+    let closed = http
+        .post(
+            &format!("{campaign}/close"),
+            &admin,
+            &[("csrf", &admin_csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(closed.status(), 303);
+    let after = http.get(&campaign, &supervisor).await.text().await.unwrap();
+    assert!(after.contains("revoked"), "{after}");
+    let rep2_now = http.get("/customers", &session).await.text().await.unwrap();
+    assert!(
+        !rep2_now.contains("<td class=\"owner\">rep2</td>"),
+        "rep2's revoked role holds from the next request"
+    );
+}
