@@ -493,10 +493,13 @@ pub(super) async fn explain(
                         } else {
                             format!(" (reporting line: {})", r.reporting_path.join(" → "))
                         };
-                        format!(
-                            "{} grants {} on {} with scope {}: {}{path}",
-                            r.role, r.action, r.object, r.scope, r.because
-                        )
+                        match (&r.role, &r.scope) {
+                            (Some(role), Some(scope)) => format!(
+                                "{role} grants {} on {} with scope {scope}: {}{path}",
+                                r.action, r.object, r.because
+                            ),
+                            _ => format!("{} ({}): {}", r.source.as_str(), r.action, r.because),
+                        }
                     })
                     .collect(),
                 denied: a.denied_because.clone().unwrap_or_default(),
