@@ -476,6 +476,7 @@ async fn subject(warden: &Warden, user: UserId) -> Result<Subject> {
         client: std::net::IpAddr::from([127, 0, 0, 1]),
         session_hash: String::new(),
         mfa_pending: false,
+        viewer: None,
     })
 }
 

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, State};
 use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -99,6 +99,14 @@ impl FromRequestParts<AppState> for Auth {
             .map_or(parts.uri.path(), |original| original.0.path());
         if subject.mfa_pending && !ENROLMENT_PATHS.contains(&path) {
             return Err(ServiceError::MfaRequired { enrolled: false }.into());
+        }
+        // INVARIANT: a view-as token only reads. Every change (and every reveal) is a POST,
+        // PUT, PATCH or DELETE: refused here, before any use case runs.
+        if subject.viewer.is_some() && !matches!(parts.method, Method::GET | Method::HEAD) {
+            return Err(ServiceError::Forbidden(
+                "a view-as token is read-only: it cannot change anything".into(),
+            )
+            .into());
         }
         Ok(Auth(subject))
     }

@@ -37,7 +37,7 @@ impl Modify for BearerAuth {
         crate::reviews::open, crate::reviews::items, crate::reviews::decide, crate::reviews::close, crate::reviews::evidence,
         crate::reviews::privileged, crate::reviews::dormant, crate::reviews::sod,
         crate::security::change_password, crate::security::start_totp, crate::security::confirm_totp,
-        crate::security::create_token, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
+        crate::security::create_token, crate::security::view_as, crate::security::list_tokens, crate::security::revoke_token, crate::security::unlock,
         crate::security::get_role_access, crate::security::put_role_access, crate::security::get_user_access, crate::security::put_user_access,
         crate::sharing::list_shares, crate::sharing::create_share, crate::sharing::delete_share, crate::sharing::add_member, crate::sharing::remove_member,
         crate::sharing::list_sharing_rules, crate::sharing::create_sharing_rule, crate::sharing::replace_sharing_rule, crate::sharing::delete_sharing_rule,

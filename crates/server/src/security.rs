@@ -153,6 +153,43 @@ async fn create_token(
         .into_response())
 }
 
+/// Body of `POST /access/view-as`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewAsBody {
+    /// Whose eyes to look through.
+    pub user: String,
+    /// How long the token lives: 1 to 60 minutes (default 15).
+    pub minutes: Option<u32>,
+}
+
+/// Issue a short-lived, read-only token that sees exactly what `user` sees (needs
+/// `manage_users` and `manage_roles`). Every request made with it is logged under the
+/// administrator's name (`admin (as rep1)`); anything but a read is refused with 403.
+#[utoipa::path(post, path = "/api/v1/access/view-as", tag = "access", security(("bearer" = [])), request_body = ViewAsBody,
+    responses((status = 201, description = "`{\"token\", \"user\", \"expires_at\", \"read_only\": true}`"),
+              (status = 403), (status = 422)))]
+async fn view_as(
+    State(state): State<AppState>,
+    Auth(subject): Auth,
+    JsonBody(body): JsonBody<ViewAsBody>,
+) -> ApiResult<Response> {
+    let issued = state
+        .warden
+        .view_as(&subject, &body.user, body.minutes.unwrap_or(15))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "token": issued.token,
+            "user": issued.user,
+            "expires_at": crate::json::timestamp(issued.expires_at),
+            "read_only": true,
+        })),
+    )
+        .into_response())
+}
+
 /// Your API tokens (without their secrets).
 #[utoipa::path(get, path = "/api/v1/me/tokens", tag = "security", security(("bearer" = [])), responses((status = 200, body = [ApiTokenJson])))]
 async fn list_tokens(
@@ -421,6 +458,7 @@ pub fn router() -> Router<AppState> {
         .route("/me/mfa/totp/confirm", post(confirm_totp))
         .route("/me/tokens", get(list_tokens).post(create_token))
         .route("/me/tokens/{id}", delete(revoke_token))
+        .route("/access/view-as", post(view_as))
         .route("/users/{username}/unlock", post(unlock))
         .route(
             "/roles/{id}/access",

@@ -915,6 +915,7 @@ impl Warden {
             client: approver.client,
             session_hash: String::new(),
             mfa_pending: false,
+            viewer: None,
         })
     }
 

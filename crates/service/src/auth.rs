@@ -31,6 +31,17 @@ pub struct Subject {
     pub session_hash: String,
     /// A role requires a second factor the user does not have yet: only enrolment is allowed.
     pub mfa_pending: bool,
+    /// For a view-as token: the administrator looking through `user`'s eyes. Such a subject is
+    /// read-only (the server refuses every request that could change anything) and every
+    /// entry it causes in the access log names the administrator.
+    pub viewer: Option<Viewer>,
+}
+
+/// The administrator behind a view-as token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    pub user: UserId,
+    pub username: String,
 }
 
 impl Subject {
@@ -270,7 +281,10 @@ impl Warden {
         if view.disabled() {
             return Err(ServiceError::Unauthenticated);
         }
-        let mfa_pending = match snapshot.access_check(session.user, client, now) {
+        let viewer = crate::view_as::viewer_of(&snapshot, &session.kind, now)?;
+        // The person at the keyboard is the one whose address, hours and second factor count.
+        let at_keyboard = viewer.as_ref().map_or(session.user, |v| v.user);
+        let mfa_pending = match snapshot.access_check(at_keyboard, client, now) {
             Ok(()) => false,
             Err(AccessDenial::MfaRequired) => true,
             Err(denial) => return Err(ServiceError::AccessDenied(denial)),
@@ -289,6 +303,7 @@ impl Warden {
             client,
             session_hash: hash,
             mfa_pending,
+            viewer,
         })
     }
 

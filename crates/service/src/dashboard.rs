@@ -1,5 +1,6 @@
 //! Figures for the console's dashboard: how many customers the caller may read, per unit,
-//! counted from the per-(owner, unit) counts without reading a single record.
+//! counted from the per-(owner, unit) counts (or, with shares and rules, grouped in SQL) without
+//! reading a single record.
 
 use warden_policy::{Action, ObjectType, RecordRef};
 
@@ -20,6 +21,30 @@ impl Warden {
     pub async fn visible_customers_per_unit(&self, subject: &Subject) -> Result<Vec<UnitCount>> {
         let snapshot = &subject.snapshot;
         let mut per_unit: Vec<UnitCount> = Vec::new();
+        let filter = self
+            .store
+            .without_unused_shares(snapshot.filter(
+                subject.user,
+                Action::Read,
+                ObjectType::Customers,
+                subject.now,
+            ))
+            .await?;
+        // Shares, sharing rules, restrictions and the portal bound need the records' facts:
+        // then the database counts, grouped by unit (still no record is read or logged).
+        if !filter.filter.is_hierarchical()
+            || !filter.restrictions.is_empty()
+            || filter.account.is_some()
+        {
+            for (unit, records) in self.store.count_records_by_unit(&filter).await? {
+                per_unit.push(UnitCount {
+                    unit: snapshot.unit_name(unit).unwrap_or_default().to_owned(),
+                    customers: u64::try_from(records).unwrap_or(0),
+                });
+            }
+            per_unit.sort_by(|a, b| b.customers.cmp(&a.customers).then(a.unit.cmp(&b.unit)));
+            return Ok(per_unit);
+        }
         for (owner, unit, records) in self.store.customer_cells().await? {
             let allowed = snapshot
                 .check(

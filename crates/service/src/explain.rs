@@ -215,9 +215,9 @@ impl Warden {
                         (Some(reader), None) if f.through_sharing => format!(
                             "the record is reached by a share, team place or sharing rule; the field is at the weakest level among {username}'s roles ({reader})"
                         ),
-                        (None, None) if f.through_sharing && f.read > FieldAccess::Hidden => format!(
-                            "the record is reached by a share, team place or sharing rule; the field follows the schema's default"
-                        ),
+                        (None, None) if f.through_sharing && f.read > FieldAccess::Hidden => {
+                            "the record is reached by a share, team place or sharing rule; the field follows the schema's default".to_owned()
+                        }
                         (_, Some(writer)) => format!("{writer} lets {username} change it"),
                         (Some(reader), None) => format!(
                             "{reader} shows it {}; no role whose update grant covers the record lets {username} change it",

@@ -26,6 +26,7 @@ mod rules;
 mod security;
 mod sharing;
 mod state;
+mod view_as;
 mod whatif;
 
 pub use admin::{RoleInput, RoleView, UnitView, UserInput, UserUpdate, UserView};
@@ -36,7 +37,7 @@ pub use approvals::{
     ApprovalRole, ApprovalView, EventView, Outcome, ProposedField, StepView, PENDING,
 };
 pub use audit::{AuditFilter, AuditPage, MAX_AUDIT_PAGE};
-pub use auth::{LoginOutcome, LoginRequest, Subject};
+pub use auth::{LoginOutcome, LoginRequest, Subject, Viewer};
 pub use dashboard::UnitCount;
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport, ReasonSource};
@@ -51,6 +52,7 @@ pub use security::{
 };
 pub use sharing::{PrincipalName, ShareView};
 pub use state::{Config, Warden};
+pub use view_as::{ViewAsToken, MAX_VIEW_AS_MINUTES};
 pub use whatif::{UserAccessChange, WhatIfChange, WhatIfReport};
 
 /// Result type of the service.

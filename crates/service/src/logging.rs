@@ -18,12 +18,20 @@ use crate::records::RecordView;
 use crate::{Result, ServiceError, Subject, Warden};
 
 /// An entry by the subject, now, from their address; the caller fills in the rest.
+/// Under a view-as token the actor is the administrator, named with whose eyes they used.
 pub(crate) fn entry(subject: &Subject, action: &str) -> AccessEntry {
+    let (actor_id, actor) = match &subject.viewer {
+        Some(viewer) => (
+            viewer.user,
+            format!("{} (as {})", viewer.username, subject.username),
+        ),
+        None => (subject.user, subject.username.clone()),
+    };
     AccessEntry {
         id: 0,
         at: subject.now,
-        actor_id: Some(subject.user),
-        actor: subject.username.clone(),
+        actor_id: Some(actor_id),
+        actor,
         action: action.to_owned(),
         object: None,
         record_id: None,

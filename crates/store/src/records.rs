@@ -5,8 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use warden_policy::schema::{schema, FieldDef, FieldKind, ObjectSchema, Value};
 use warden_policy::{
-    Facts, Filter, ObjectType, Principal, RecordFilter, RecordRef, Share, ShareAccess, ShareKind,
-    Timestamp, UnitId, UserId,
+    Condition, Facts, Filter, ObjectType, Principal, RecordFilter, RecordRef, Share, ShareAccess,
+    ShareKind, Timestamp, UnitId, UserId,
 };
 
 use crate::crypto::{FieldRef, Keys};
@@ -467,6 +467,50 @@ impl Store {
             sql.push(")");
         }
         Ok(sql.scalar::<i64>().fetch_one(&self.pool).await?)
+    }
+
+    /// `filter` without its share conditions when no share or team place names any of their
+    /// principals: then it is an owner-and-unit filter again, which counts cheaply from the
+    /// per-(owner, unit) counts. For counts and estimates (a share given meanwhile may be
+    /// missed), never for lists.
+    pub async fn without_unused_shares(&self, mut filter: RecordFilter) -> Result<RecordFilter> {
+        if let Filter::Any(conditions) = &mut filter.filter {
+            let mut kept = Vec::with_capacity(conditions.len());
+            for condition in conditions.drain(..) {
+                if let Condition::SharedWith(with) = &condition {
+                    let mut sql = SqlBuilder::new(&format!(
+                        "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM record_shares s \
+                         WHERE s.object = '{}' AND ",
+                        with.object.as_str()
+                    ));
+                    sql.push_shared_with_principals(with, self.backend());
+                    sql.push(" LIMIT 1) x");
+                    if sql.scalar::<i64>().fetch_one(&self.pool).await? == 0 {
+                        continue;
+                    }
+                }
+                kept.push(condition);
+            }
+            *conditions = kept;
+        }
+        Ok(filter)
+    }
+
+    /// How many records of `filter`'s object it matches, per unit (units with none left out).
+    pub async fn count_records_by_unit(&self, filter: &RecordFilter) -> Result<Vec<(UnitId, i64)>> {
+        let schema = schema(filter.object);
+        let mut sql = SqlBuilder::new(&format!(
+            "SELECT r.unit_id, CAST(COUNT(*) AS BIGINT) FROM {} WHERE ",
+            from_clause(schema)
+        ));
+        sql.push_record_filter(filter, false, self.backend());
+        sql.push(" GROUP BY r.unit_id ORDER BY r.unit_id");
+        sql.query()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Ok((UnitId(row.try_get(0)?), row.try_get(1)?)))
+            .collect()
     }
 
     /// Up to `limit` ids of records matching `filter` and not `except`, in id order (what-if's

@@ -183,13 +183,22 @@ impl SqlBuilder {
     /// `alias.id IN (the records shared with the user, one of their units or roles)`.
     fn push_shared_with(&mut self, alias: &str, with: &SharedWith, backend: Backend) -> &mut Self {
         self.push(&format!(
-            "{alias}.id IN (SELECT s.record_id FROM record_shares s WHERE s.object = '{}'",
+            "{alias}.id IN (SELECT s.record_id FROM record_shares s WHERE s.object = '{}' AND ",
             with.object.as_str()
         ));
+        self.push_shared_with_principals(with, backend).push(")")
+    }
+
+    /// The test on a `record_shares s` row: enough access, and one of the user's principals.
+    pub(crate) fn push_shared_with_principals(
+        &mut self,
+        with: &SharedWith,
+        backend: Backend,
+    ) -> &mut Self {
         if with.access == ShareAccess::Edit {
-            self.push(" AND s.access = 'edit'");
+            self.push("s.access = 'edit' AND ");
         }
-        self.push(" AND ((s.principal_kind = 'user' AND s.principal_id = ")
+        self.push("((s.principal_kind = 'user' AND s.principal_id = ")
             .bind_int(with.user.0)
             .push(")");
         if !with.units.is_empty() {
@@ -204,7 +213,7 @@ impl SqlBuilder {
                 .push_in("s.principal_id", &roles, backend)
                 .push(")");
         }
-        self.push("))")
+        self.push(")")
     }
 
     /// A condition on the fields of `alias` (an `object` row), true or false, never NULL, so

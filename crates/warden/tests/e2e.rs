@@ -21,6 +21,8 @@ mod harness;
 mod keys;
 #[path = "e2e/security.rs"]
 mod security;
+#[path = "e2e/sharing.rs"]
+mod sharing;
 #[path = "e2e/walk.rs"]
 mod walk;
 
@@ -58,6 +60,23 @@ async fn approvals_on_postgres() {
     };
     let server = Server::start(Backend::Postgres(url)).await;
     approvals::everything(&harness::Api::login_everyone(&server).await).await;
+}
+
+/// Sharing on a server of its own: it shares records, sets rules and restrictions.
+#[tokio::test]
+async fn sharing_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    sharing::everything(&harness::Api::login_everyone(&server).await).await;
+}
+
+#[tokio::test]
+async fn sharing_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("sharing_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    sharing::everything(&harness::Api::login_everyone(&server).await).await;
 }
 
 /// Approval events posted to a webhook: signed, and retried after a refusal.

@@ -225,6 +225,10 @@ impl FromRequestParts<AppState> for Console {
         if subject.mfa_pending {
             return Err(ServiceError::MfaRequired { enrolled: false }.into());
         }
+        // View-as tokens are for the read-only API; the console's forms change things.
+        if subject.viewer.is_some() {
+            return Err(ServiceError::Unauthenticated.into());
+        }
         Ok(Console {
             csrf: csrf_token(&token),
             subject,
