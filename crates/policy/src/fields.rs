@@ -182,6 +182,25 @@ impl Snapshot {
         levels
     }
 
+    /// The strongest level per field that any record the user may `action` can have: per
+    /// field, the strongest level among the active roles that grant `action` on the object at
+    /// any scope (all hidden when none does). What-if compares it before and after a change to
+    /// say which fields a role edit opens or closes for a user, with no record read.
+    pub fn field_ceiling(
+        &self,
+        user: UserId,
+        action: Action,
+        object: ObjectType,
+        now: Timestamp,
+    ) -> FieldLevels {
+        let mut levels = FieldLevels::uniform(object, FieldAccess::Hidden);
+        for (role, _) in self.roles_reaching(user, action, object, None, now) {
+            levels.raise(&role.fields[object.index()]);
+        }
+        self.portal_cap(user, &mut levels);
+        levels
+    }
+
     /// Every field of `record` with what `user` may do with it and which role says so.
     pub(crate) fn field_explanations(
         &self,

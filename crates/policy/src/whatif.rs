@@ -1,15 +1,32 @@
-//! What-if: the exact difference in access that a change to the organisation makes, per user
-//! and action, counted over *cells* of customers — all customers with one owner and one unit
-//! decide alike, so the engine decides each cell once instead of each record, and the store's
-//! per-(owner, unit) counts turn cells into record counts. Only the users a change can affect
-//! are examined (the reporting chains above a moved person, the holders of a changed role, …),
-//! which the property tests hold to a comparison of every user.
+//! What-if: the exact difference in access that a change makes, per user and action on
+//! customers, without enumerating users × records.
+//!
+//! Two methods, chosen per user and action ([`plan_customer_diff`]):
+//! - **cells** — when the filters before and after are both hierarchical (owner and unit
+//!   conditions only) with no restriction and no account bound, all customers with one owner
+//!   and one unit decide alike: the filters are evaluated once per (owner, unit) cell and the
+//!   store's per-cell counts weigh them. No record is read.
+//! - **counts** — otherwise (shares, sharing rules by condition, restriction rules, portal
+//!   users), the difference is two SQL counts, `after ∧ ¬before` and `before ∧ ¬after`, where
+//!   the driving side is first narrowed to the disjuncts that changed ([`delta`]) so that the
+//!   database can use its owner and unit indexes.
+//!
+//! A share given or taken back changes one record's facts, not the organisation: the engine
+//! decides that one record before and after for each user the share can reach
+//! ([`record_access_diff`]).
+//!
+//! Only the users a change can affect are examined ([`OrgEdit::candidates`], a sound superset
+//! held to a comparison of every user by the property tests): the reporting chains above a
+//! moved person, the members of a moved unit's subtree and of the units above it, the holders
+//! of an edited role, the members of a sharing rule's principal, a restriction rule's
+//! audience, a share's principal.
 
 use std::collections::BTreeSet;
 
+use crate::filter::{Condition, Filter, RecordFilter};
 use crate::{
-    Action, Model, ObjectType, RecordRef, RoleAssignment, RoleId, Snapshot, Timestamp, UnitId,
-    UserId,
+    Action, Audience, FieldAccess, FieldRule, Model, ObjectType, Principal, RecordRef,
+    RestrictionRule, RoleAssignment, RoleId, SharingRule, Snapshot, Timestamp, UnitId, UserId,
 };
 
 /// All customers with one owner and one unit: how many there are.
@@ -21,7 +38,7 @@ pub struct Cell {
 }
 
 /// A change to the organisation, in ids.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OrgEdit {
     /// A new manager (`Some(None)`: none) and/or a new unit for a user.
     MoveUser {
@@ -44,6 +61,21 @@ pub enum OrgEdit {
         user: UserId,
         roles: Vec<RoleAssignment>,
     },
+    /// A role's grants and field rules replaced (field rules change no record access, only
+    /// what a user sees of the records they reach).
+    SetRole {
+        role: RoleId,
+        grants: Vec<crate::Grant>,
+        fields: Vec<FieldRule>,
+    },
+    /// A sharing rule added (an id not in the model, e.g. 0) or replaced (its id).
+    PutSharingRule(SharingRule),
+    /// A sharing rule removed, by id.
+    DeleteSharingRule(i64),
+    /// A restriction rule added (an id not in the model) or replaced (its id).
+    PutRestrictionRule(RestrictionRule),
+    /// A restriction rule removed, by id.
+    DeleteRestrictionRule(i64),
 }
 
 impl OrgEdit {
@@ -81,6 +113,49 @@ impl OrgEdit {
                     u.roles = roles.clone();
                 }
             }
+            OrgEdit::SetRole {
+                role,
+                grants,
+                fields,
+            } => {
+                if let Some(r) = after.roles.iter_mut().find(|r| r.id == *role) {
+                    r.grants = grants.clone();
+                    r.fields = fields.clone();
+                }
+            }
+            OrgEdit::PutSharingRule(rule) => {
+                match after.sharing_rules.iter_mut().find(|r| r.id == rule.id) {
+                    Some(existing) => *existing = rule.clone(),
+                    None => {
+                        // A new rule's id is given by the store; any unused one decides alike.
+                        let id = after.sharing_rules.iter().map(|r| r.id).max().unwrap_or(0) + 1;
+                        after.sharing_rules.push(SharingRule {
+                            id: if rule.id > 0 { rule.id } else { id },
+                            ..rule.clone()
+                        });
+                    }
+                }
+            }
+            OrgEdit::DeleteSharingRule(id) => after.sharing_rules.retain(|r| r.id != *id),
+            OrgEdit::PutRestrictionRule(rule) => {
+                match after.restriction_rules.iter_mut().find(|r| r.id == rule.id) {
+                    Some(existing) => *existing = rule.clone(),
+                    None => {
+                        let id = after
+                            .restriction_rules
+                            .iter()
+                            .map(|r| r.id)
+                            .max()
+                            .unwrap_or(0)
+                            + 1;
+                        after.restriction_rules.push(RestrictionRule {
+                            id: if rule.id > 0 { rule.id } else { id },
+                            ..rule.clone()
+                        });
+                    }
+                }
+            }
+            OrgEdit::DeleteRestrictionRule(id) => after.restriction_rules.retain(|r| r.id != *id),
         }
         after
     }
@@ -99,7 +174,10 @@ impl OrgEdit {
                 out.extend(after.managers_of(*user));
             }
             // Who sees a unit's records through `unit_tree`: members of the units above it,
-            // before and after.
+            // before and after. Whose units above them change: the members of the moved
+            // unit's subtree (shares with a unit, sharing rules to a unit and restriction rules
+            // on a unit reach the units below). Whose owned-by-unit sharing rules reach it: the
+            // principals of rules on a unit above it.
             OrgEdit::MoveUnit { unit, .. } => {
                 let mut chain: BTreeSet<UnitId> = BTreeSet::new();
                 for snapshot in [before, after] {
@@ -115,15 +193,46 @@ impl OrgEdit {
                         .filter(|u| chain.contains(&u.unit()))
                         .map(|u| u.id()),
                 );
+                for snapshot in [before, after] {
+                    out.extend(members(snapshot, Principal::Unit(*unit)));
+                    for rule in snapshot.sharing_rules() {
+                        if let crate::RuleSource::OwnedByUnit(source) = rule.source {
+                            if chain.contains(&source) {
+                                out.extend(members(snapshot, rule.share_with));
+                            }
+                        }
+                    }
+                }
             }
-            OrgEdit::SetRoleGrants { role, .. } => out.extend(
-                before
-                    .users()
-                    .filter(|u| u.roles().any(|(id, _, _)| id == *role))
-                    .map(|u| u.id()),
-            ),
+            OrgEdit::SetRoleGrants { role, .. } | OrgEdit::SetRole { role, .. } => {
+                out.extend(members(before, Principal::Role(*role)));
+            }
             OrgEdit::SetUserRoles { user, .. } => {
                 out.insert(*user);
+            }
+            // A sharing rule reaches the members of its principal, before and after.
+            OrgEdit::PutSharingRule(rule) => {
+                out.extend(members(after, rule.share_with));
+                if let Some(old) = before.sharing_rules().iter().find(|r| r.id == rule.id) {
+                    out.extend(members(before, old.share_with));
+                }
+            }
+            OrgEdit::DeleteSharingRule(id) => {
+                if let Some(old) = before.sharing_rules().iter().find(|r| r.id == *id) {
+                    out.extend(members(before, old.share_with));
+                }
+            }
+            // A restriction rule narrows its audience, before and after.
+            OrgEdit::PutRestrictionRule(rule) => {
+                out.extend(audience(after, rule.applies_to));
+                if let Some(old) = before.restriction_rules().iter().find(|r| r.id == rule.id) {
+                    out.extend(audience(before, old.applies_to));
+                }
+            }
+            OrgEdit::DeleteRestrictionRule(id) => {
+                if let Some(old) = before.restriction_rules().iter().find(|r| r.id == *id) {
+                    out.extend(audience(before, old.applies_to));
+                }
             }
         }
         out.into_iter().collect()
@@ -184,6 +293,309 @@ pub fn customer_access_diff(
             }
             if change.gained > 0 || change.lost > 0 {
                 out.push(change);
+            }
+        }
+    }
+    out
+}
+
+/// The users a principal can stand for on `snapshot`: the user; the members of the unit and of
+/// every unit below it; every holder of the role, whether or not the assignment is active now
+/// (a superset: the engine decides activity).
+pub fn members(snapshot: &Snapshot, principal: Principal) -> Vec<UserId> {
+    match principal {
+        Principal::User(user) => vec![user],
+        Principal::Unit(unit) => snapshot
+            .users()
+            .filter(|u| unit_within(snapshot, u.unit(), unit))
+            .map(|u| u.id())
+            .collect(),
+        Principal::Role(role) => snapshot
+            .users()
+            .filter(|u| u.roles().any(|(id, _, _)| id == role))
+            .map(|u| u.id())
+            .collect(),
+    }
+}
+
+/// The users a restriction rule can apply to (a superset: `except_role` takes everyone).
+fn audience(snapshot: &Snapshot, audience: Audience) -> Vec<UserId> {
+    match audience {
+        Audience::Everyone | Audience::ExceptRole(_) => snapshot.users().map(|u| u.id()).collect(),
+        Audience::Role(role) => members(snapshot, Principal::Role(role)),
+        Audience::Unit(unit) => members(snapshot, Principal::Unit(unit)),
+    }
+}
+
+/// Whether `unit` is `top` or below it.
+fn unit_within(snapshot: &Snapshot, unit: UnitId, top: UnitId) -> bool {
+    let mut current = Some(unit);
+    // The unit tree is acyclic (the snapshot refuses cycles), so this walk ends.
+    while let Some(u) = current {
+        if u == top {
+            return true;
+        }
+        current = snapshot.unit_parent(u);
+    }
+    false
+}
+
+/// Whether a filter can be counted by cells alone: owner and unit conditions, nothing else.
+fn by_cells(filter: &RecordFilter) -> bool {
+    filter.filter.is_hierarchical() && filter.restrictions.is_empty() && filter.account.is_none()
+}
+
+/// A filter `d` with `d ∧ ¬except == filter ∧ ¬except`, narrowed to what `filter` reaches that
+/// `except` may not, so that the store's count is driven by the few disjuncts that changed
+/// (and can use the owner and unit indexes); `None` when `filter ∧ ¬except` is empty whatever
+/// the records.
+///
+/// Sound because, with equal restrictions and account bound, a record that meets one of the
+/// disjuncts `except` also has (a shared condition, an owner or unit in both lists) meets
+/// `except`, so removing those disjuncts from `filter` removes only records `¬except` drops.
+pub fn delta(filter: &RecordFilter, except: &RecordFilter) -> Option<RecordFilter> {
+    if filter.is_none() {
+        return None;
+    }
+    let same_bounds = filter.object == except.object
+        && filter.via_customer == except.via_customer
+        && filter.restrictions == except.restrictions
+        && filter.account == except.account;
+    if !same_bounds {
+        return Some(filter.clone());
+    }
+    let (mine, theirs) = match (&filter.filter, &except.filter) {
+        (_, Filter::All) => return None,
+        (Filter::All, Filter::Any(_)) => return Some(filter.clone()),
+        (Filter::Any(mine), Filter::Any(theirs)) => (mine, theirs),
+    };
+    let (their_owners, their_units) = owners_and_units(theirs);
+    let (my_owners, my_units) = owners_and_units(mine);
+    let mut kept = Vec::new();
+    let owners: Vec<UserId> = my_owners.difference(&their_owners).copied().collect();
+    if !owners.is_empty() {
+        kept.push(Condition::OwnerIn(owners));
+    }
+    let units: Vec<UnitId> = my_units.difference(&their_units).copied().collect();
+    if !units.is_empty() {
+        kept.push(Condition::UnitIn(units));
+    }
+    for condition in mine {
+        if !matches!(condition, Condition::OwnerIn(_) | Condition::UnitIn(_))
+            && !theirs.contains(condition)
+        {
+            kept.push(condition.clone());
+        }
+    }
+    if kept.is_empty() {
+        return None;
+    }
+    Some(RecordFilter {
+        filter: Filter::Any(kept),
+        ..filter.clone()
+    })
+}
+
+fn owners_and_units(conditions: &[Condition]) -> (BTreeSet<UserId>, BTreeSet<UnitId>) {
+    let mut owners = BTreeSet::new();
+    let mut units = BTreeSet::new();
+    for condition in conditions {
+        match condition {
+            Condition::OwnerIn(ids) => owners.extend(ids.iter().copied()),
+            Condition::UnitIn(ids) => units.extend(ids.iter().copied()),
+            Condition::SharedWith(_) | Condition::Matches(_) => {}
+        }
+    }
+    (owners, units)
+}
+
+/// How one user's change of access for one action is to be counted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiffPlan {
+    /// Counted over cells, exactly (both filters hierarchical, unbounded, unrestricted).
+    Cells(AccessChange),
+    /// Counted by the store: records matching `.0` and not `.1` (`None`: surely none).
+    Count {
+        gained: Option<(RecordFilter, RecordFilter)>,
+        lost: Option<(RecordFilter, RecordFilter)>,
+    },
+}
+
+/// One user's planned diff for one action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedDiff {
+    pub user: UserId,
+    pub action: Action,
+    pub plan: DiffPlan,
+}
+
+/// Plans the diff of access to customers between `before` and `after` for `users`: per user
+/// and action, nothing when the filters are equal, cells when both are hierarchical with no
+/// restriction and no account bound, store counts otherwise (see the module's doc).
+pub fn plan_customer_diff(
+    before: &Snapshot,
+    after: &Snapshot,
+    users: &[UserId],
+    cells: &[Cell],
+    now: Timestamp,
+) -> Vec<PlannedDiff> {
+    let mut out = Vec::new();
+    for &user in users {
+        for &action in Action::ALL {
+            let was = before.filter(user, action, ObjectType::Customers, now);
+            let is = after.filter(user, action, ObjectType::Customers, now);
+            if was == is {
+                continue;
+            }
+            if by_cells(&was) && by_cells(&is) {
+                let change = cell_diff(user, action, &was.filter, &is.filter, cells);
+                if change.gained > 0 || change.lost > 0 {
+                    out.push(PlannedDiff {
+                        user,
+                        action,
+                        plan: DiffPlan::Cells(change),
+                    });
+                }
+                continue;
+            }
+            let side = |filter: &RecordFilter, except: &RecordFilter| {
+                delta(filter, except)
+                    .filter(|d| !surely_empty(d, cells))
+                    .map(|d| (d, except.clone()))
+            };
+            let gained = side(&is, &was);
+            let lost = side(&was, &is);
+            if gained.is_some() || lost.is_some() {
+                out.push(PlannedDiff {
+                    user,
+                    action,
+                    plan: DiffPlan::Count { gained, lost },
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether a narrowed filter of owner and unit conditions only reaches no cell with records
+/// (then no SQL is needed to know its count is zero).
+fn surely_empty(filter: &RecordFilter, cells: &[Cell]) -> bool {
+    filter.filter.is_hierarchical()
+        && !cells
+            .iter()
+            .any(|c| c.records > 0 && filter.filter.matches_owner_unit(c.owner, c.unit))
+}
+
+fn cell_diff(
+    user: UserId,
+    action: Action,
+    was: &Filter,
+    is: &Filter,
+    cells: &[Cell],
+) -> AccessChange {
+    let mut change = AccessChange {
+        user,
+        action,
+        gained: 0,
+        lost: 0,
+        gained_cells: Vec::new(),
+        lost_cells: Vec::new(),
+    };
+    for cell in cells {
+        match (
+            was.matches_owner_unit(cell.owner, cell.unit),
+            is.matches_owner_unit(cell.owner, cell.unit),
+        ) {
+            (false, true) => {
+                change.gained += cell.records;
+                change.gained_cells.push((cell.owner, cell.unit));
+            }
+            (true, false) => {
+                change.lost += cell.records;
+                change.lost_cells.push((cell.owner, cell.unit));
+            }
+            _ => {}
+        }
+    }
+    change
+}
+
+/// The change of access to one record of `object` when its facts change (a share given or
+/// taken back): each of `users` is decided on the record before and after, per action. Gains
+/// and losses are 0 or 1 record.
+pub fn record_access_diff(
+    snapshot: &Snapshot,
+    object: ObjectType,
+    users: &[UserId],
+    before: &RecordRef<'_>,
+    after: &RecordRef<'_>,
+    now: Timestamp,
+) -> Vec<AccessChange> {
+    let mut out = Vec::new();
+    for &user in users {
+        for &action in Action::ALL {
+            let was = snapshot
+                .check(user, action, object, before, now)
+                .is_allowed();
+            let is = snapshot
+                .check(user, action, object, after, now)
+                .is_allowed();
+            if was != is {
+                out.push(AccessChange {
+                    user,
+                    action,
+                    gained: u64::from(is),
+                    lost: u64::from(was),
+                    gained_cells: Vec::new(),
+                    lost_cells: Vec::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A field whose best level changes for a user: the strongest level any record the user may
+/// `action` can have ([`Snapshot::field_ceiling`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLevelChange {
+    pub user: UserId,
+    pub action: Action,
+    pub object: ObjectType,
+    pub field: &'static str,
+    pub before: FieldAccess,
+    pub after: FieldAccess,
+}
+
+/// The fields whose level changes for `users` on read and update, per object: what field rules
+/// change (they change no record access), and what a role's new grants open or close.
+pub fn field_level_changes(
+    before: &Snapshot,
+    after: &Snapshot,
+    users: &[UserId],
+    now: Timestamp,
+) -> Vec<FieldLevelChange> {
+    let mut out = Vec::new();
+    for &user in users {
+        for action in [Action::Read, Action::Update] {
+            for &object in ObjectType::ALL {
+                let was = before.field_ceiling(user, action, object, now);
+                let is = after.field_ceiling(user, action, object, now);
+                if was == is {
+                    continue;
+                }
+                for ((def, old), (_, new)) in was.iter().zip(is.iter()) {
+                    if old != new {
+                        out.push(FieldLevelChange {
+                            user,
+                            action,
+                            object,
+                            field: def.name,
+                            before: old,
+                            after: new,
+                        });
+                    }
+                }
             }
         }
     }

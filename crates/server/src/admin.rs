@@ -701,6 +701,59 @@ pub struct SetRolesBody {
     pub roles: Vec<RoleRef>,
 }
 
+/// `replace_sharing_rule` of what-if: the id and the body of `PUT /sharing-rules/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceSharingRuleBody {
+    pub id: i64,
+    pub rule: crate::sharing::SharingRuleBody,
+}
+
+/// `replace_restriction_rule` of what-if: the id and the body of `PUT /restriction-rules/{id}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceRestrictionRuleBody {
+    pub id: i64,
+    pub rule: crate::sharing::RestrictionRuleBody,
+}
+
+/// `remove_sharing_rule` / `remove_restriction_rule` of what-if: the rule's id.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleIdBody {
+    pub id: i64,
+}
+
+/// `share` of what-if: the record and the body of `POST /{object}/{id}/shares`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareWhatIfBody {
+    pub object: String,
+    pub id: i64,
+    #[schema(value_type = Object)]
+    pub with: serde_json::Value,
+    pub access: Option<String>,
+}
+
+/// `revoke_share` of what-if: the path of `DELETE /{object}/{id}/shares/{share}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeShareBody {
+    pub object: String,
+    pub id: i64,
+    pub share: i64,
+}
+
+/// `add_team_member` of what-if: the record and the body of `POST /{object}/{id}/team`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamWhatIfBody {
+    pub object: String,
+    pub id: i64,
+    pub user: String,
+    pub access: Option<String>,
+}
+
 /// A proposed change: exactly one of its kinds.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -709,6 +762,25 @@ pub struct WhatIfBody {
     pub move_unit: Option<MoveUnitBody>,
     pub update_role: Option<UpdateRoleBody>,
     pub set_roles: Option<SetRolesBody>,
+    pub add_sharing_rule: Option<crate::sharing::SharingRuleBody>,
+    pub replace_sharing_rule: Option<ReplaceSharingRuleBody>,
+    pub remove_sharing_rule: Option<RuleIdBody>,
+    pub add_restriction_rule: Option<crate::sharing::RestrictionRuleBody>,
+    pub replace_restriction_rule: Option<ReplaceRestrictionRuleBody>,
+    pub remove_restriction_rule: Option<RuleIdBody>,
+    pub share: Option<ShareWhatIfBody>,
+    pub revoke_share: Option<RevokeShareBody>,
+    pub add_team_member: Option<TeamWhatIfBody>,
+}
+
+/// The record named by a what-if on shares (422 rather than 404: it is a body's field).
+fn record_target(object: &str, id: i64) -> ApiResult<(ObjectType, i64)> {
+    let object =
+        ObjectType::parse(object).map_err(|e| AppError::invalid("object", e.to_string()))?;
+    if id <= 0 {
+        return Err(AppError::invalid("id", "must be a record id"));
+    }
+    Ok((object, id))
 }
 
 fn what_if_change(body: WhatIfBody) -> ApiResult<WhatIfChange> {
@@ -717,11 +789,23 @@ fn what_if_change(body: WhatIfBody) -> ApiResult<WhatIfChange> {
         body.move_unit.is_some(),
         body.update_role.is_some(),
         body.set_roles.is_some(),
+        body.add_sharing_rule.is_some(),
+        body.replace_sharing_rule.is_some(),
+        body.remove_sharing_rule.is_some(),
+        body.add_restriction_rule.is_some(),
+        body.replace_restriction_rule.is_some(),
+        body.remove_restriction_rule.is_some(),
+        body.share.is_some(),
+        body.revoke_share.is_some(),
+        body.add_team_member.is_some(),
     ];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(AppError::invalid(
             "change",
-            "give exactly one of move_user, move_unit, update_role, set_roles",
+            "give exactly one of move_user, move_unit, update_role, set_roles, \
+             add_sharing_rule, replace_sharing_rule, remove_sharing_rule, add_restriction_rule, \
+             replace_restriction_rule, remove_restriction_rule, share, revoke_share, \
+             add_team_member",
         ));
     }
     Ok(if let Some(m) = body.move_user {
@@ -747,15 +831,63 @@ fn what_if_change(body: WhatIfBody) -> ApiResult<WhatIfChange> {
             user: r.user,
             roles: role_refs(r.roles)?,
         }
+    } else if let Some(rule) = body.add_sharing_rule {
+        WhatIfChange::PutSharingRule {
+            id: None,
+            input: crate::sharing::sharing_rule_input(rule)?,
+        }
+    } else if let Some(r) = body.replace_sharing_rule {
+        WhatIfChange::PutSharingRule {
+            id: Some(r.id),
+            input: crate::sharing::sharing_rule_input(r.rule)?,
+        }
+    } else if let Some(r) = body.remove_sharing_rule {
+        WhatIfChange::DeleteSharingRule { id: r.id }
+    } else if let Some(rule) = body.add_restriction_rule {
+        WhatIfChange::PutRestrictionRule {
+            id: None,
+            input: crate::sharing::restriction_rule_input(rule)?,
+        }
+    } else if let Some(r) = body.replace_restriction_rule {
+        WhatIfChange::PutRestrictionRule {
+            id: Some(r.id),
+            input: crate::sharing::restriction_rule_input(r.rule)?,
+        }
+    } else if let Some(r) = body.remove_restriction_rule {
+        WhatIfChange::DeleteRestrictionRule { id: r.id }
+    } else if let Some(s) = body.share {
+        let (object, id) = record_target(&s.object, s.id)?;
+        WhatIfChange::ShareRecord {
+            object,
+            id,
+            with: crate::sharing::principal(&s.with, "with")?,
+            access: crate::sharing::access(s.access.as_deref(), "access")?,
+        }
+    } else if let Some(r) = body.revoke_share {
+        let (object, id) = record_target(&r.object, r.id)?;
+        WhatIfChange::RevokeShare {
+            object,
+            id,
+            share: r.share,
+        }
+    } else if let Some(t) = body.add_team_member {
+        let (object, id) = record_target(&t.object, t.id)?;
+        WhatIfChange::PutTeamMember {
+            object,
+            id,
+            user: t.user,
+            access: crate::sharing::access(t.access.as_deref(), "access")?,
+        }
     } else {
         return Err(AppError::invalid("change", "no change given"));
     })
 }
 
-/// What would change, without changing it: per user and action, how many customers they would
-/// gain and lose, with samples. Computed from the engine and per-(owner, unit) counts.
+/// What would change, without changing it: per user and action, how many customers (or, for a
+/// share, records of the shared object) they would gain and lose, with samples. Computed from
+/// the engine, per-(owner, unit) counts and SQL counts; never record by record.
 #[utoipa::path(post, path = "/api/v1/access/whatif", tag = "access", security(("bearer" = [])), request_body = WhatIfBody,
-    responses((status = 200, description = "`{\"object\": \"customers\", \"changes\": [{\"user\", \"action\", \"gained\", \"lost\", \"gained_samples\", \"lost_samples\"}], \"users_examined\", \"cells\"}`"),
+    responses((status = 200, description = "`{\"object\": \"customers\", \"changes\": [{\"user\", \"action\", \"gained\", \"lost\", \"gained_samples\", \"lost_samples\"}], \"users_examined\", \"cells\", \"counted_in_sql\", \"field_changes\": [{\"user\", \"action\", \"object\", \"field\", \"before\", \"after\"}]}`"),
               (status = 403, description = "needs the permission the change needs"), (status = 422)))]
 async fn what_if(
     State(state): State<AppState>,
@@ -765,7 +897,7 @@ async fn what_if(
     let change = what_if_change(body)?;
     let report = state.warden.what_if(&subject, &change).await?;
     Ok(Json(serde_json::json!({
-        "object": "customers",
+        "object": report.object.as_str(),
         "changes": report.changes.iter().map(|c| serde_json::json!({
             "user": c.user,
             "action": c.action.as_str(),
@@ -776,6 +908,15 @@ async fn what_if(
         })).collect::<Vec<_>>(),
         "users_examined": report.users_examined,
         "cells": report.cells,
+        "counted_in_sql": report.counted_in_sql,
+        "field_changes": report.field_changes.iter().map(|f| serde_json::json!({
+            "user": f.user,
+            "action": f.action.as_str(),
+            "object": f.object.as_str(),
+            "field": f.field,
+            "before": f.before.as_str(),
+            "after": f.after.as_str(),
+        })).collect::<Vec<_>>(),
     })))
 }
 

@@ -21,24 +21,24 @@ use crate::error::{ApiResult, AppError};
 use crate::json::JsonBody;
 use crate::AppState;
 
-fn object(name: &str) -> ApiResult<ObjectType> {
+pub(crate) fn object(name: &str) -> ApiResult<ObjectType> {
     ObjectType::parse(name).map_err(|_| AppError::not_found())
 }
 
-fn id(text: &str) -> ApiResult<i64> {
+pub(crate) fn id(text: &str) -> ApiResult<i64> {
     text.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(AppError::not_found)
 }
 
-fn access(text: Option<&str>, field: &str) -> ApiResult<ShareAccess> {
+pub(crate) fn access(text: Option<&str>, field: &str) -> ApiResult<ShareAccess> {
     ShareAccess::parse(text.unwrap_or("read"))
         .ok_or_else(|| AppError::invalid(field.to_owned(), "must be \"read\" or \"edit\""))
 }
 
 /// `{"user": NAME}`, `{"unit": NAME}` or `{"role": NAME}`.
-fn principal(value: &Json_, field: &str) -> ApiResult<PrincipalName> {
+pub(crate) fn principal(value: &Json_, field: &str) -> ApiResult<PrincipalName> {
     let bad = || {
         AppError::invalid(
             field.to_owned(),
@@ -204,7 +204,7 @@ pub struct SharingRuleBody {
     pub access: Option<String>,
 }
 
-fn sharing_rule_input(body: SharingRuleBody) -> ApiResult<SharingRuleInput> {
+pub(crate) fn sharing_rule_input(body: SharingRuleBody) -> ApiResult<SharingRuleInput> {
     let object =
         ObjectType::parse(&body.object).map_err(|e| AppError::invalid("object", e.to_string()))?;
     let source = match (body.when.filter(|w| !w.is_null()), body.owned_by_unit) {
@@ -261,7 +261,7 @@ pub struct RestrictionRuleBody {
     pub only: Json_,
 }
 
-fn restriction_rule_input(body: RestrictionRuleBody) -> ApiResult<RestrictionRuleInput> {
+pub(crate) fn restriction_rule_input(body: RestrictionRuleBody) -> ApiResult<RestrictionRuleInput> {
     let object =
         ObjectType::parse(&body.object).map_err(|e| AppError::invalid("object", e.to_string()))?;
     let name = |v: &Json_| {

@@ -53,7 +53,7 @@ pub use security::{
 pub use sharing::{PrincipalName, ShareView};
 pub use state::{Config, Warden};
 pub use view_as::{ViewAsToken, MAX_VIEW_AS_MINUTES};
-pub use whatif::{UserAccessChange, WhatIfChange, WhatIfReport};
+pub use whatif::{FieldChange, UserAccessChange, WhatIfChange, WhatIfReport};
 
 /// Result type of the service.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

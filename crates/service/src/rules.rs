@@ -86,7 +86,7 @@ fn bare_name(subject: &Subject, principal: Principal) -> String {
 }
 
 impl Warden {
-    fn resolve_sharing_rule(
+    pub(crate) fn resolve_sharing_rule(
         &self,
         subject: &Subject,
         id: i64,
@@ -113,7 +113,7 @@ impl Warden {
         })
     }
 
-    fn resolve_restriction_rule(
+    pub(crate) fn resolve_restriction_rule(
         &self,
         subject: &Subject,
         id: i64,

@@ -1,22 +1,32 @@
-//! What-if: the exact access difference of a proposed change to the organisation — who gains
-//! and loses how many customers for each action, with sample records — without applying it.
-//! The engine decides per (owner, unit) cell and the store's counts weigh the cells
-//! (`warden_policy::customer_access_diff`); applying afterwards goes through the same admin
+//! What-if: the exact access difference of a proposed change — who gains and loses how many
+//! records for each action, with sample records — without applying it. Every change the admin
+//! API can make to access has a what-if: moves of people and units, a role's grants and field
+//! rules, a user's roles, sharing rules, restriction rules, and shares and team places on one
+//! record.
+//!
+//! The engine plans the diff per user and action (`warden_policy::plan_customer_diff`): by
+//! (owner, unit) cells weighed by the store's counts when both filters are hierarchical, by two
+//! SQL counts (`after ∧ ¬before`, `before ∧ ¬after`) otherwise; a share is decided on its one
+//! record. No user × record pair is enumerated. Applying afterwards goes through the same admin
 //! use cases as the change itself (so four eyes holds it when on).
 
 use warden_policy::{
-    customer_access_diff, Action, Cell, Grant, OrgEdit, Permission, RoleId, Snapshot, Timestamp,
-    UserId,
+    field_level_changes, members, plan_customer_diff, record_access_diff, Action, Cell, DiffPlan,
+    FieldAccess, FieldLevelChange, ObjectType, OrgEdit, Permission, Principal, RecordFilter,
+    RoleId, Share, ShareAccess, ShareKind, Snapshot, Timestamp, UserId,
 };
+use warden_store::Record;
 
 use crate::approvals::Outcome;
+use crate::rules::{RestrictionRuleInput, SharingRuleInput};
+use crate::sharing::PrincipalName;
 use crate::{Result, RoleInput, ServiceError, Subject, UserUpdate, Warden};
 
 /// How many sample records each gain or loss shows.
 const SAMPLES: u32 = 5;
 
 /// A proposed change, by name, with the fields of its admin API call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WhatIfChange {
     /// `PATCH /users/{user}` with `manager` and/or `unit`.
     MoveUser {
@@ -29,7 +39,7 @@ pub enum WhatIfChange {
         unit: String,
         parent: Option<String>,
     },
-    /// `PUT /roles/{id}` (only the grants change access to records).
+    /// `PUT /roles/{id}`: grants change access to records, field rules what is seen of them.
     UpdateRole {
         id: RoleId,
         version: Option<i64>,
@@ -39,6 +49,40 @@ pub enum WhatIfChange {
     SetRoles {
         user: String,
         roles: Vec<(String, Option<Timestamp>)>,
+    },
+    /// `POST /sharing-rules` (`id` none) or `PUT /sharing-rules/{id}`.
+    PutSharingRule {
+        id: Option<i64>,
+        input: SharingRuleInput,
+    },
+    /// `DELETE /sharing-rules/{id}`.
+    DeleteSharingRule { id: i64 },
+    /// `POST /restriction-rules` (`id` none) or `PUT /restriction-rules/{id}`.
+    PutRestrictionRule {
+        id: Option<i64>,
+        input: RestrictionRuleInput,
+    },
+    /// `DELETE /restriction-rules/{id}`.
+    DeleteRestrictionRule { id: i64 },
+    /// `POST /{object}/{id}/shares`.
+    ShareRecord {
+        object: ObjectType,
+        id: i64,
+        with: PrincipalName,
+        access: ShareAccess,
+    },
+    /// `DELETE /{object}/{id}/shares/{share}` (or `/team/{share}`).
+    RevokeShare {
+        object: ObjectType,
+        id: i64,
+        share: i64,
+    },
+    /// `POST /{object}/{id}/team`.
+    PutTeamMember {
+        object: ObjectType,
+        id: i64,
+        user: String,
+        access: ShareAccess,
     },
 }
 
@@ -53,23 +97,61 @@ pub struct UserAccessChange {
     pub lost_samples: Vec<i64>,
 }
 
+/// One user's change of the best level of one field (see `Snapshot::field_ceiling`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldChange {
+    pub user: String,
+    pub action: Action,
+    pub object: ObjectType,
+    pub field: &'static str,
+    pub before: FieldAccess,
+    pub after: FieldAccess,
+}
+
 /// What a change would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WhatIfReport {
+    /// The object whose records the counts are of: customers, or the shared record's object.
+    pub object: ObjectType,
     pub changes: Vec<UserAccessChange>,
     /// The users the change could affect, all of whom were examined.
     pub users_examined: usize,
-    /// How many (owner, unit) cells of customers were decided.
+    /// How many (owner, unit) cells of customers were weighed.
     pub cells: usize,
+    /// How many (user, action) differences were counted in SQL rather than by cells.
+    pub counted_in_sql: usize,
+    /// Fields whose level changes for a user (field rules change no record access).
+    pub field_changes: Vec<FieldChange>,
 }
 
 impl WhatIfChange {
-    fn permission(&self) -> Permission {
+    /// The permission the change's admin call needs (shares are checked on their record).
+    fn permission(&self) -> Option<Permission> {
         match self {
-            WhatIfChange::UpdateRole { .. } => Permission::ManageRoles,
-            _ => Permission::ManageUsers,
+            WhatIfChange::UpdateRole { .. }
+            | WhatIfChange::PutSharingRule { .. }
+            | WhatIfChange::DeleteSharingRule { .. }
+            | WhatIfChange::PutRestrictionRule { .. }
+            | WhatIfChange::DeleteRestrictionRule { .. } => Some(Permission::ManageRoles),
+            WhatIfChange::MoveUser { .. }
+            | WhatIfChange::MoveUnit { .. }
+            | WhatIfChange::SetRoles { .. } => Some(Permission::ManageUsers),
+            WhatIfChange::ShareRecord { .. }
+            | WhatIfChange::RevokeShare { .. }
+            | WhatIfChange::PutTeamMember { .. } => None,
         }
     }
+}
+
+/// Counts already taken for one user: (user, filter, except) → (count, samples).
+type Memo = Vec<(UserId, RecordFilter, RecordFilter, (u64, Vec<i64>))>;
+
+/// A change to one record's shares, resolved: the record and its shares after the change.
+struct RecordEdit {
+    record: Record,
+    shares_after: Vec<Share>,
+    /// Whose access it can change: the members of the principals concerned.
+    principals: Vec<Principal>,
 }
 
 /// An outcome with its value dropped (the caller reads the new state afterwards).
@@ -118,20 +200,182 @@ impl Warden {
             },
             WhatIfChange::UpdateRole { id, input, .. } => {
                 snapshot.role_name(*id).ok_or(ServiceError::NotFound)?;
-                let grants: Vec<Grant> = input.grants.clone();
-                OrgEdit::SetRoleGrants { role: *id, grants }
+                OrgEdit::SetRole {
+                    role: *id,
+                    grants: input.grants.clone(),
+                    fields: input.fields.clone(),
+                }
             }
             WhatIfChange::SetRoles { user: name, roles } => OrgEdit::SetUserRoles {
                 user: user(name, "user")?,
                 roles: self.resolve_roles(subject, roles).await?,
             },
+            WhatIfChange::PutSharingRule { id, input } => {
+                if let Some(id) = id {
+                    if !snapshot.sharing_rules().iter().any(|r| r.id == *id) {
+                        return Err(ServiceError::NotFound);
+                    }
+                }
+                OrgEdit::PutSharingRule(self.resolve_sharing_rule(
+                    subject,
+                    id.unwrap_or(0),
+                    input,
+                )?)
+            }
+            WhatIfChange::DeleteSharingRule { id } => {
+                if !snapshot.sharing_rules().iter().any(|r| r.id == *id) {
+                    return Err(ServiceError::NotFound);
+                }
+                OrgEdit::DeleteSharingRule(*id)
+            }
+            WhatIfChange::PutRestrictionRule { id, input } => {
+                if let Some(id) = id {
+                    if !snapshot.restriction_rules().iter().any(|r| r.id == *id) {
+                        return Err(ServiceError::NotFound);
+                    }
+                }
+                OrgEdit::PutRestrictionRule(self.resolve_restriction_rule(
+                    subject,
+                    id.unwrap_or(0),
+                    input,
+                )?)
+            }
+            WhatIfChange::DeleteRestrictionRule { id } => {
+                if !snapshot.restriction_rules().iter().any(|r| r.id == *id) {
+                    return Err(ServiceError::NotFound);
+                }
+                OrgEdit::DeleteRestrictionRule(*id)
+            }
+            WhatIfChange::ShareRecord { .. }
+            | WhatIfChange::RevokeShare { .. }
+            | WhatIfChange::PutTeamMember { .. } => {
+                return Err(ServiceError::invalid(
+                    "change",
+                    "a share changes a record, not the organisation",
+                ))
+            }
         })
     }
 
-    /// The access difference `change` would make, without making it (needs the permission
-    /// the change itself needs).
+    /// The record a share change is on, if the subject may read it (404, logged) and may make
+    /// the change as its admin call would (403, logged).
+    async fn resolve_record_edit(
+        &self,
+        subject: &Subject,
+        change: &WhatIfChange,
+    ) -> Result<RecordEdit> {
+        let (object, id, action) = match change {
+            WhatIfChange::ShareRecord {
+                object, id, access, ..
+            } => (
+                *object,
+                *id,
+                if *access == ShareAccess::Edit {
+                    Action::Update
+                } else {
+                    Action::Share
+                },
+            ),
+            WhatIfChange::RevokeShare { object, id, .. }
+            | WhatIfChange::PutTeamMember { object, id, .. } => (*object, *id, Action::Read),
+            _ => return Err(ServiceError::invalid("change", "not a change to a record")),
+        };
+        let snapshot = &subject.snapshot;
+        let allows = |action: Action, record: &Record| {
+            snapshot
+                .check(
+                    subject.user,
+                    action,
+                    object,
+                    &record.record_ref(),
+                    subject.now,
+                )
+                .is_allowed()
+        };
+        let record = match self.store.get_record(object, id).await? {
+            Some(record) if allows(Action::Read, &record) => record,
+            _ => {
+                return Err(self
+                    .log_denied(
+                        subject,
+                        Action::Share,
+                        object,
+                        Some(id),
+                        ServiceError::NotFound,
+                    )
+                    .await)
+            }
+        };
+        let refuse = |message: &str| ServiceError::Forbidden(message.to_owned());
+        let mut shares_after = record.shares.clone();
+        let principals = match change {
+            WhatIfChange::ShareRecord { with, access, .. } => {
+                if !allows(Action::Share, &record) || !allows(action, &record) {
+                    return Err(self
+                        .log_denied(
+                            subject,
+                            Action::Share,
+                            object,
+                            Some(id),
+                            refuse("you may not share this record so"),
+                        )
+                        .await);
+                }
+                let principal = self.resolve_principal(subject, with)?;
+                check_portal_receiver(snapshot, principal, object, &record)?;
+                put(&mut shares_after, ShareKind::Share, principal, *access);
+                vec![principal]
+            }
+            WhatIfChange::PutTeamMember { user, access, .. } => {
+                if !snapshot.is_at_or_above(subject.user, record.owner) {
+                    return Err(refuse(
+                        "a record's team is managed by its owner and the owner's superiors",
+                    ));
+                }
+                let principal =
+                    self.resolve_principal(subject, &PrincipalName::User(user.clone()))?;
+                check_portal_receiver(snapshot, principal, object, &record)?;
+                put(&mut shares_after, ShareKind::Team, principal, *access);
+                vec![principal]
+            }
+            WhatIfChange::RevokeShare { share, .. } => {
+                let row = self
+                    .store
+                    .shares_of(object, id)
+                    .await?
+                    .into_iter()
+                    .find(|row| row.id == *share)
+                    .ok_or(ServiceError::NotFound)?;
+                let allowed = match row.share.kind {
+                    ShareKind::Share => {
+                        row.created_by == Some(subject.user) || allows(Action::Share, &record)
+                    }
+                    ShareKind::Team => snapshot.is_at_or_above(subject.user, record.owner),
+                };
+                if !allowed {
+                    return Err(refuse("you may not take this access back"));
+                }
+                if let Some(at) = shares_after.iter().position(|s| *s == row.share) {
+                    shares_after.remove(at);
+                }
+                vec![row.share.principal]
+            }
+            _ => Vec::new(),
+        };
+        Ok(RecordEdit {
+            record,
+            shares_after,
+            principals,
+        })
+    }
+
+    /// The access difference `change` would make, without making it (needs what the change
+    /// itself needs).
     pub async fn what_if(&self, subject: &Subject, change: &WhatIfChange) -> Result<WhatIfReport> {
-        subject.require(change.permission())?;
+        match change.permission() {
+            Some(permission) => subject.require(permission)?,
+            None => return self.record_what_if(subject, change).await,
+        }
         let model = self.store.load_model().await?;
         let compile = |model| {
             Snapshot::compile(model).map_err(|e| {
@@ -153,31 +397,122 @@ impl Warden {
             })
             .collect();
         let users = edit.candidates(&before, &after);
-        let diff = customer_access_diff(&before, &after, &users, &cells, subject.now);
-        let mut changes = Vec::with_capacity(diff.len());
-        for change in diff {
+        let plans = plan_customer_diff(&before, &after, &users, &cells, subject.now);
+        let mut changes = Vec::with_capacity(plans.len());
+        let mut counted_in_sql = 0;
+        // Several actions of one user often have the same filters: count each pair once.
+        let mut memo: Memo = Vec::new();
+        for planned in plans {
+            let (gained, gained_samples, lost, lost_samples) = match planned.plan {
+                DiffPlan::Cells(cells) => (
+                    cells.gained,
+                    self.store
+                        .sample_customers(&cells.gained_cells, SAMPLES)
+                        .await?,
+                    cells.lost,
+                    self.store
+                        .sample_customers(&cells.lost_cells, SAMPLES)
+                        .await?,
+                ),
+                DiffPlan::Count { gained, lost } => {
+                    counted_in_sql += 1;
+                    let (g, gs) = self.count_side(planned.user, gained, &mut memo).await?;
+                    let (l, ls) = self.count_side(planned.user, lost, &mut memo).await?;
+                    (g, gs, l, ls)
+                }
+            };
+            if gained == 0 && lost == 0 {
+                continue;
+            }
             changes.push(UserAccessChange {
-                user: before
-                    .user(change.user)
-                    .map(|u| u.username().to_owned())
-                    .unwrap_or_default(),
-                action: change.action,
-                gained: change.gained,
-                lost: change.lost,
-                gained_samples: self
-                    .store
-                    .sample_customers(&change.gained_cells, SAMPLES)
-                    .await?,
-                lost_samples: self
-                    .store
-                    .sample_customers(&change.lost_cells, SAMPLES)
-                    .await?,
+                user: username(&before, planned.user),
+                action: planned.action,
+                gained,
+                lost,
+                gained_samples,
+                lost_samples,
             });
         }
+        let field_changes = field_level_changes(&before, &after, &users, subject.now)
+            .into_iter()
+            .map(|c| field_change(&before, c))
+            .collect();
         Ok(WhatIfReport {
+            object: ObjectType::Customers,
             changes,
             users_examined: users.len(),
             cells: cells.len(),
+            counted_in_sql,
+            field_changes,
+        })
+    }
+
+    /// Counts and samples the records matching `side.0` and not `side.1`.
+    async fn count_side(
+        &self,
+        user: UserId,
+        side: Option<(RecordFilter, RecordFilter)>,
+        memo: &mut Memo,
+    ) -> Result<(u64, Vec<i64>)> {
+        let Some((filter, except)) = side else {
+            return Ok((0, Vec::new()));
+        };
+        if let Some((_, _, _, known)) = memo
+            .iter()
+            .find(|(u, f, e, _)| *u == user && *f == filter && *e == except)
+        {
+            return Ok(known.clone());
+        }
+        let count =
+            u64::try_from(self.store.count_records(&filter, Some(&except)).await?).unwrap_or(0);
+        let samples = if count > 0 {
+            self.store.sample_records(&filter, &except, SAMPLES).await?
+        } else {
+            Vec::new()
+        };
+        memo.push((user, filter, except, (count, samples.clone())));
+        Ok((count, samples))
+    }
+
+    /// What-if of a share or team place given or taken back: the one record decided before and
+    /// after for every member of the principals concerned.
+    async fn record_what_if(
+        &self,
+        subject: &Subject,
+        change: &WhatIfChange,
+    ) -> Result<WhatIfReport> {
+        let edit = self.resolve_record_edit(subject, change).await?;
+        let snapshot = &subject.snapshot;
+        let mut users: Vec<UserId> = edit
+            .principals
+            .iter()
+            .flat_map(|p| members(snapshot, *p))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let object = edit.record.object;
+        let before = edit.record.record_ref();
+        let mut after = before;
+        after.facts.shares = &edit.shares_after;
+        let diff = record_access_diff(snapshot, object, &users, &before, &after, subject.now);
+        let id = edit.record.id;
+        Ok(WhatIfReport {
+            object,
+            changes: diff
+                .into_iter()
+                .map(|c| UserAccessChange {
+                    user: username(snapshot, c.user),
+                    action: c.action,
+                    gained: c.gained,
+                    lost: c.lost,
+                    gained_samples: if c.gained > 0 { vec![id] } else { Vec::new() },
+                    lost_samples: if c.lost > 0 { vec![id] } else { Vec::new() },
+                })
+                .collect(),
+            users_examined: users.len(),
+            cells: 0,
+            counted_in_sql: 0,
+            field_changes: Vec::new(),
         })
     }
 
@@ -223,6 +558,94 @@ impl Warden {
                 )
                 .await?,
             ),
+            WhatIfChange::PutSharingRule { id, input } => {
+                done(self.put_sharing_rule(subject, id, input).await?)
+            }
+            WhatIfChange::DeleteSharingRule { id } => self.delete_rule(subject, false, id).await?,
+            WhatIfChange::PutRestrictionRule { id, input } => {
+                done(self.put_restriction_rule(subject, id, input).await?)
+            }
+            WhatIfChange::DeleteRestrictionRule { id } => {
+                self.delete_rule(subject, true, id).await?
+            }
+            WhatIfChange::ShareRecord {
+                object,
+                id,
+                with,
+                access,
+            } => {
+                self.share_record(subject, object, id, &with, access)
+                    .await?;
+                Outcome::Done(())
+            }
+            WhatIfChange::RevokeShare { object, id, share } => {
+                self.revoke_share(subject, object, id, share).await?;
+                Outcome::Done(())
+            }
+            WhatIfChange::PutTeamMember {
+                object,
+                id,
+                user,
+                access,
+            } => {
+                self.put_team_member(subject, object, id, &user, access)
+                    .await?;
+                Outcome::Done(())
+            }
         })
     }
+}
+
+fn username(snapshot: &Snapshot, user: UserId) -> String {
+    snapshot
+        .user(user)
+        .map(|u| u.username().to_owned())
+        .unwrap_or_default()
+}
+
+fn field_change(snapshot: &Snapshot, c: FieldLevelChange) -> FieldChange {
+    FieldChange {
+        user: username(snapshot, c.user),
+        action: c.action,
+        object: c.object,
+        field: c.field,
+        before: c.before,
+        after: c.after,
+    }
+}
+
+/// The shares after giving `principal` `access` of `kind`: an existing entry of the same kind
+/// and principal changes its access (as `Tx::put_share` does), else one is added.
+fn put(shares: &mut Vec<Share>, kind: ShareKind, principal: Principal, access: ShareAccess) {
+    match shares
+        .iter_mut()
+        .find(|s| s.kind == kind && s.principal == principal)
+    {
+        Some(existing) => existing.access = access,
+        None => shares.push(Share {
+            kind,
+            principal,
+            access,
+        }),
+    }
+}
+
+/// Refuses a portal user of another account as the receiver of access to `record`, as the
+/// share API does.
+fn check_portal_receiver(
+    snapshot: &Snapshot,
+    principal: Principal,
+    object: ObjectType,
+    record: &Record,
+) -> Result<()> {
+    if let Principal::User(user) = principal {
+        let account = snapshot.user(user).and_then(|u| u.portal_account());
+        if account.is_some() && account != record.record_ref().account(object) {
+            return Err(ServiceError::invalid(
+                "with.user",
+                "a portal user sees only their own customer account's records",
+            ));
+        }
+    }
+    Ok(())
 }
