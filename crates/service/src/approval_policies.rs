@@ -49,7 +49,7 @@ pub struct ApprovalPolicyView {
 
 impl Warden {
     /// Checks a policy and resolves its names on the subject's snapshot.
-    fn resolve_policy(
+    pub(crate) fn resolve_policy(
         subject: &Subject,
         id: i64,
         input: &ApprovalPolicyInput,

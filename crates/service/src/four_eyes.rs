@@ -72,6 +72,8 @@ pub(crate) enum OrgChange {
     /// A new restriction rule, or (with an id) a replacement.
     PutRestrictionRule(RestrictionRule),
     DeleteRestrictionRule(i64),
+    /// A whole policy file (`warden policy apply`), written as one change.
+    ApplyPolicy(Box<crate::policy_file::PolicyChange>),
 }
 
 /// What applying a change created, if anything.
@@ -115,6 +117,7 @@ impl OrgChange {
             OrgChange::DeleteSharingRule(_) => "sharing_rule.delete",
             OrgChange::PutRestrictionRule(_) => "restriction_rule.put",
             OrgChange::DeleteRestrictionRule(_) => "restriction_rule.delete",
+            OrgChange::ApplyPolicy(_) => "policy.apply",
         }
     }
 
@@ -148,6 +151,7 @@ impl OrgChange {
                 format!("set the restriction rule `{}`", rule.name)
             }
             OrgChange::DeleteRestrictionRule(id) => format!("delete restriction rule {id}"),
+            OrgChange::ApplyPolicy(change) => change.summary.clone(),
         };
         format!("{requester} asks to {what}")
     }
@@ -214,6 +218,7 @@ impl OrgChange {
             OrgChange::DeleteSharingRule(id) | OrgChange::DeleteRestrictionRule(id) => {
                 json!({"op": op, "id": id})
             }
+            OrgChange::ApplyPolicy(change) => change.to_json(op),
         }
     }
 
@@ -287,6 +292,9 @@ impl OrgChange {
             }
             "sharing_rule.delete" => OrgChange::DeleteSharingRule(int(&v["id"])?),
             "restriction_rule.delete" => OrgChange::DeleteRestrictionRule(int(&v["id"])?),
+            "policy.apply" => {
+                OrgChange::ApplyPolicy(Box::new(crate::policy_file::PolicyChange::from_json(&v)?))
+            }
             other => return Err(bad(&format!("unknown operation `{other}`"))),
         })
     }
@@ -372,7 +380,11 @@ fn role_from_json(v: &Json) -> Result<RoleInput> {
 ///
 /// The change is logged in the same transaction, as made by `subject` (for an approved change,
 /// its requester; the approval's own events say who approved).
-async fn write_change(tx: &mut Tx, subject: &Subject, change: &OrgChange) -> Result<Created> {
+pub(crate) async fn write_change(
+    tx: &mut Tx,
+    subject: &Subject,
+    change: &OrgChange,
+) -> Result<Created> {
     let now = subject.now;
     crate::logging::log_change(
         tx,
@@ -478,6 +490,15 @@ async fn write_change(tx: &mut Tx, subject: &Subject, change: &OrgChange) -> Res
             tx.delete_rule(true, *id).await?;
             Created::Nothing
         }
+        OrgChange::ApplyPolicy(change) => {
+            // The plan is made just before writing (see `policy_file`), never stored.
+            let plan = change
+                .plan
+                .as_ref()
+                .ok_or_else(|| ServiceError::Internal("a policy file without its plan".into()))?;
+            crate::policy_file::write_plan(tx, plan, now).await?;
+            Created::Nothing
+        }
     };
     tx.bump_epoch().await?;
     Ok(created)
@@ -543,9 +564,13 @@ impl Warden {
         approver: &Subject,
         row: &ApprovalRow,
     ) -> Result<()> {
-        let change = OrgChange::from_json(&row.payload)?;
+        let mut change = OrgChange::from_json(&row.payload)?;
         let requester = self.subject_for(approver, row.requester_id, &row.requester)?;
         requester.require(change.permission())?;
+        if let OrgChange::ApplyPolicy(held) = &change {
+            change =
+                OrgChange::ApplyPolicy(Box::new(self.replan_held_policy(&requester, held).await?));
+        }
         let snapshot = &approver.snapshot;
         match &change {
             OrgChange::SetUserRoles {

@@ -20,6 +20,7 @@ mod error;
 mod explain;
 mod four_eyes;
 mod logging;
+mod policy_file;
 mod records;
 mod reviews;
 mod rules;
@@ -41,6 +42,9 @@ pub use auth::{LoginOutcome, LoginRequest, Subject, Viewer};
 pub use dashboard::UnitCount;
 pub use error::ServiceError;
 pub use explain::{ActionReport, ExplainReport, FieldReport, ReasonReport, ReasonSource};
+pub use policy_file::{
+    ItemChangeKind, PolicyAccessChange, PolicyItemChange, PolicyPlan, BOOTSTRAP_ACTOR,
+};
 pub use records::{ListQuery, Page, RecordInput, RecordView};
 pub use reviews::{
     CampaignInput, CampaignView, DormantGrant, PrivilegedAccount, ReviewScope, SodConflict,

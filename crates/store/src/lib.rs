@@ -20,6 +20,7 @@ mod datadir;
 mod error;
 pub mod keys;
 mod org;
+mod policy_file;
 mod records;
 mod reviews;
 mod security;

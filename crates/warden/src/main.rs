@@ -1,10 +1,11 @@
 //! The `warden` command: `demo` seeds and serves the demo organisation, `serve` serves an
 //! existing database; `backup`, `restore` and `export` are in `backup_cmd`; `keys` rotates
 //! and inspects the encryption keys; `audit` verifies and archives the access log
-//! (`audit_cmd`). Only argument handling and wiring live here.
+//! (`audit_cmd`); `policy` exports and applies the policy file (`policy_cmd`). Only argument handling and wiring live here.
 
 mod audit_cmd;
 mod backup_cmd;
+mod policy_cmd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,10 @@ enum Command {
     /// write a signed checkpoint.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Policy as code: `policy export` prints the organisation's permissions as one TOML file;
+    /// `policy apply FILE [--dry-run] [--as USER]` shows the what-if and applies it atomically.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -534,6 +539,7 @@ fn main() -> anyhow::Result<()> {
             Command::Keys(KeysCommand::Rotate(args)) => rotate(args).await,
             Command::Keys(KeysCommand::Status(args)) => status(args).await,
             Command::Audit(command) => audit_cmd::run(command).await,
+            Command::Policy(command) => policy_cmd::run(command).await,
         }
     })
 }
