@@ -1518,7 +1518,7 @@ pub(crate) async fn write_plan(tx: &mut Tx, plan: &PolicyPlan, now: Timestamp) -
                 let id = tx
                     .insert_unit(&unit.name, parent, now)
                     .await
-                    .map_err(|e| ServiceError::from(e))?;
+                    .map_err(ServiceError::from)?;
                 maps.units.insert(unit.id.0, id.0);
             } else if current
                 .units
@@ -1751,6 +1751,7 @@ impl Warden {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             session_hash: String::new(),
             mfa_pending: false,
+            viewer: None,
         })
     }
 
@@ -1771,6 +1772,7 @@ impl Warden {
             client: IpAddr::V4(Ipv4Addr::LOCALHOST),
             session_hash: String::new(),
             mfa_pending: false,
+            viewer: None,
         })
     }
 

@@ -503,6 +503,7 @@ async fn subject(warden: &Warden, user: UserId) -> Subject {
         client: IpAddr::V4(Ipv4Addr::LOCALHOST),
         session_hash: String::new(),
         mfa_pending: false,
+        viewer: None,
     }
 }
 
