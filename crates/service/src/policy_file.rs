@@ -91,15 +91,15 @@ struct Doc {
     /// Object → `own_grants` | `by_customer` (customers are always decided by their own).
     #[serde(default)]
     controls: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     units: Vec<UnitEntry>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     roles: Vec<RoleEntry>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sharing_rules: Vec<SharingEntry>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     restriction_rules: Vec<RestrictionEntry>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     approval_policies: Vec<PolicyEntry>,
 }
 
@@ -727,7 +727,7 @@ fn strip_nulls(value: Json) -> Json {
 }
 
 fn render(doc: &Doc) -> Result<String> {
-    let body = toml::to_string(doc)
+    let body = toml::to_string_pretty(doc)
         .map_err(|e| ServiceError::Internal(format!("policy file not written: {e}")))?;
     Ok(format!("{HEADER}{body}"))
 }

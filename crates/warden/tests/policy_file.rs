@@ -145,7 +145,7 @@ name = "East to support"
 object = "customers"
 when = '{"region":"East"}'
 access = "read"
-share_with = { unit = "Support" }
+share_with = { unit = "Customer Support" }
 
 [[sharing_rules]]
 name = "Team 1 to team 2"
@@ -300,14 +300,14 @@ async fn an_invalid_file_is_refused_naming_the_place_and_changes_nothing() {
         (
             format!(
                 "{before}\n[[sharing_rules]]\nname = \"Loose\"\nobject = \"customers\"\n\
-                 when = '{{\"region\":{{\"gt\":3}}}}'\naccess = \"read\"\nshare_with = {{ unit = \"Support\" }}\n"
+                 when = '{{\"region\":{{\"gt\":3}}}}'\naccess = \"read\"\nshare_with = {{ unit = \"Customer Support\" }}\n"
             ),
             "sharing rule `Loose`, when",
         ),
         (
             format!(
                 "{before}\n[[sharing_rules]]\nname = \"Nowhere\"\nobject = \"customers\"\n\
-                 owned_by_unit = \"Atlantis\"\naccess = \"read\"\nshare_with = {{ unit = \"Support\" }}\n"
+                 owned_by_unit = \"Atlantis\"\naccess = \"read\"\nshare_with = {{ unit = \"Customer Support\" }}\n"
             ),
             "sharing rule `Nowhere`, owned_by_unit: no unit `Atlantis`",
         ),
