@@ -93,7 +93,7 @@ impl Warden {
     }
 
     /// The record, if the subject may read it (404 otherwise, logged).
-    async fn record_for_sharing(
+    pub(crate) async fn record_for_sharing(
         &self,
         subject: &Subject,
         object: ObjectType,
@@ -126,7 +126,7 @@ impl Warden {
         }
     }
 
-    fn allows(
+    pub(crate) fn allows(
         &self,
         subject: &Subject,
         action: Action,
@@ -146,7 +146,7 @@ impl Warden {
     }
 
     /// Refuses a portal user of another account as the receiver of access to `record`.
-    fn check_portal_receiver(
+    pub(crate) fn check_portal_receiver(
         &self,
         subject: &Subject,
         principal: Principal,

@@ -281,31 +281,9 @@ impl Warden {
             _ => return Err(ServiceError::invalid("change", "not a change to a record")),
         };
         let snapshot = &subject.snapshot;
-        let allows = |action: Action, record: &Record| {
-            snapshot
-                .check(
-                    subject.user,
-                    action,
-                    object,
-                    &record.record_ref(),
-                    subject.now,
-                )
-                .is_allowed()
-        };
-        let record = match self.store.get_record(object, id).await? {
-            Some(record) if allows(Action::Read, &record) => record,
-            _ => {
-                return Err(self
-                    .log_denied(
-                        subject,
-                        Action::Share,
-                        object,
-                        Some(id),
-                        ServiceError::NotFound,
-                    )
-                    .await)
-            }
-        };
+        // The same reading and refusals as the share calls themselves.
+        let record = self.record_for_sharing(subject, object, id).await?;
+        let allows = |action: Action, record: &Record| self.allows(subject, action, object, record);
         let refuse = |message: &str| ServiceError::Forbidden(message.to_owned());
         let mut shares_after = record.shares.clone();
         let principals = match change {
@@ -322,7 +300,7 @@ impl Warden {
                         .await);
                 }
                 let principal = self.resolve_principal(subject, with)?;
-                check_portal_receiver(snapshot, principal, object, &record)?;
+                self.check_portal_receiver(subject, principal, object, &record)?;
                 put(&mut shares_after, ShareKind::Share, principal, *access);
                 vec![principal]
             }
@@ -334,7 +312,7 @@ impl Warden {
                 }
                 let principal =
                     self.resolve_principal(subject, &PrincipalName::User(user.clone()))?;
-                check_portal_receiver(snapshot, principal, object, &record)?;
+                self.check_portal_receiver(subject, principal, object, &record)?;
                 put(&mut shares_after, ShareKind::Team, principal, *access);
                 vec![principal]
             }
@@ -628,24 +606,4 @@ fn put(shares: &mut Vec<Share>, kind: ShareKind, principal: Principal, access: S
             access,
         }),
     }
-}
-
-/// Refuses a portal user of another account as the receiver of access to `record`, as the
-/// share API does.
-fn check_portal_receiver(
-    snapshot: &Snapshot,
-    principal: Principal,
-    object: ObjectType,
-    record: &Record,
-) -> Result<()> {
-    if let Principal::User(user) = principal {
-        let account = snapshot.user(user).and_then(|u| u.portal_account());
-        if account.is_some() && account != record.record_ref().account(object) {
-            return Err(ServiceError::invalid(
-                "with.user",
-                "a portal user sees only their own customer account's records",
-            ));
-        }
-    }
-    Ok(())
 }
