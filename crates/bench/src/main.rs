@@ -18,6 +18,7 @@ mod cedar_peer;
 mod checks;
 mod report;
 mod store_bench;
+mod whatif_bench;
 mod world;
 
 use std::io::Write as _;
@@ -102,6 +103,13 @@ struct Options {
     /// Keep the seeded SQLite database (its directory is printed on stderr).
     #[arg(long)]
     keep_db: bool,
+    /// Manual shares and team places seeded on customers (default: one per ten customers,
+    /// the standard world's 100,000).
+    #[arg(long, value_name = "N")]
+    shares: Option<usize>,
+    /// Timed runs of each kind of what-if.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    whatif_runs: usize,
 }
 
 impl Options {
@@ -164,6 +172,8 @@ impl Options {
             http_max_requests: 5_000_000,
             http_ids_per_user: 1_000,
             keep_db: self.keep_db,
+            shares: self.shares.unwrap_or(spec.customers / 10),
+            whatif_runs: self.whatif_runs,
         }
     }
 }
@@ -194,6 +204,15 @@ fn encodings(model: &warden_policy::Model) -> Result<String> {
 
 fn main() -> ExitCode {
     let options = Options::parse();
+    // Warnings only (sqlx names statements slower than a second); `RUST_LOG=sqlx::query=debug`
+    // prints every statement with its time.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(&options) {
         Ok(code) => code,
         Err(error) => {

@@ -18,9 +18,8 @@ pub const STORE_PENDING: &str = "pending (store not yet measured)";
 /// Said with every HTTP figure.
 pub const HTTP_NOTE: &str = "client and server run in one process on the same CPUs (loopback, keep-alive, one connection per client task); the client's work is included";
 
-/// Said about manual shares, which the standard world has and this program does not generate.
-pub const SHARES_NOTE: &str =
-    "the standard world's 100,000 manual shares are left out until sharing exists";
+/// Said about manual shares: how they are generated.
+pub const SHARES_NOTE: &str = "manual shares and team places on random customers (one per ten customers unless --shares): 85% with one user, 14% with a unit and the units below it, 1% with a role; 80% read, 20% edit; every list page, count and what-if below runs with them";
 
 /// List-page medians for the four demo-like callers, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -45,6 +44,29 @@ pub struct PersonaFigures {
     /// SQLite's `EXPLAIN QUERY PLAN` of that plan's query (ids only), rows joined by ` / `.
     pub query_plan: String,
     pub p99_ms: f64,
+    /// How many of `visible` only a share or team place opens to the persona.
+    pub through_shares: i64,
+}
+
+/// One kind of what-if, timed on the seeded world (`Warden::what_if`, as the API calls it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WhatIfFigures {
+    /// The change's name in the API (`move_user`, `update_role`, …).
+    pub kind: &'static str,
+    /// What was proposed, in words.
+    pub proposal: String,
+    /// Median and slowest of the timed runs, milliseconds.
+    pub ms_p50: f64,
+    pub ms_max: f64,
+    pub runs: usize,
+    pub users_examined: usize,
+    /// Users whose access changes for at least one action.
+    pub users_changed: usize,
+    /// Sums over users and actions.
+    pub gained: u64,
+    pub lost: u64,
+    /// (user, action) differences counted in SQL rather than over (owner, unit) cells.
+    pub counted_in_sql: usize,
 }
 
 /// The store and HTTP figures, measured by `store_bench` (every figure `None`, `null` in
@@ -82,6 +104,10 @@ pub struct StoreFigures {
     pub http_requests: Option<u64>,
     pub http_errors: Option<u64>,
     pub http_users: usize,
+    /// Shares and team places in the database (duplicates of the generated ones dropped).
+    pub shares: Option<i64>,
+    pub seed_shares_s: Option<f64>,
+    pub whatif: Vec<WhatIfFigures>,
 }
 
 /// The personas' names, in the order of [`StoreFigures::personas`] (JSON keys).
@@ -213,7 +239,7 @@ impl Report<'_> {
             "customers": spec.customers,
             "requests": spec.requests,
             "reporting_levels": self.world.depth(),
-            "shares": 0,
+            "shares": s.shares,
             "shares_note": SHARES_NOTE,
             "world_ms": round(self.world_ms, 1),
             "seed_s": s.seed_s,
@@ -309,6 +335,33 @@ impl Report<'_> {
             "list_plan": persona(&|p| json!(p.plan)),
             "list_query_plan": persona(&|p| json!(p.query_plan)),
             "list_page_ms_p99": persona(&|p| json!(p.p99_ms)),
+            "list_through_shares": persona(&|p| json!(p.through_shares)),
+            "seed_shares_s": s.seed_shares_s,
+            "whatif_ms": s
+                .whatif
+                .iter()
+                .map(|w| (w.kind.to_owned(), json!(w.ms_p50)))
+                .collect::<serde_json::Map<_, _>>(),
+            "whatif": s
+                .whatif
+                .iter()
+                .map(|w| {
+                    (
+                        w.kind.to_owned(),
+                        json!({
+                            "proposal": w.proposal,
+                            "ms_p50": w.ms_p50,
+                            "ms_max": w.ms_max,
+                            "runs": w.runs,
+                            "users_examined": w.users_examined,
+                            "users_changed": w.users_changed,
+                            "gained": w.gained,
+                            "lost": w.lost,
+                            "counted_in_sql": w.counted_in_sql,
+                        }),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>(),
             "list_repetitions": s.list_repetitions,
             "list_page_unfiltered_ms_p99": s.list_page_unfiltered_ms_p99,
             "move_manager_ms_max": s.move_manager_ms_max,
@@ -456,8 +509,8 @@ impl Report<'_> {
         for (i, name) in PERSONAS.iter().enumerate() {
             let detail = s.personas[i].as_ref().map_or_else(String::new, |p| {
                 format!(
-                    " p99 {:.2} ms; {} sees {} ({} below), {}",
-                    p.p99_ms, p.username, p.visible, p.people_below, p.plan
+                    " p99 {:.2} ms; {} sees {} ({} through shares; {} below), {}",
+                    p.p99_ms, p.username, p.visible, p.through_shares, p.people_below, p.plan
                 )
             });
             line(format!(
@@ -504,6 +557,27 @@ impl Report<'_> {
         ));
         if s.http_get_rps.is_some() {
             line(format!("  note: {HTTP_NOTE}"));
+        }
+        if let Some(shares) = s.shares {
+            line(format!(
+                "  shares in the database:    {shares} (seeded in {})",
+                opt2(s.seed_shares_s, "s")
+            ));
+        }
+        for w in &s.whatif {
+            line(format!(
+                "  what-if {:<18} {:.1} ms (max {:.1}, {} runs): {}; {} examined, {} changed, +{} / -{}, {} counted in SQL",
+                format!("{}:", w.kind),
+                w.ms_p50,
+                w.ms_max,
+                w.runs,
+                w.proposal,
+                w.users_examined,
+                w.users_changed,
+                w.gained,
+                w.lost,
+                w.counted_in_sql
+            ));
         }
         line(String::new());
         line("targets".to_owned());

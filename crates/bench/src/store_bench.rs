@@ -25,8 +25,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use warden_policy::schema::{schema, Value};
 use warden_policy::{
-    Action, Condition, Filter, ObjectType, Permission, RecordFilter, RecordRef, RoleAssignment,
-    RoleId, UnitId, UserId,
+    Action, Condition, Filter, Grant, ObjectType, Permission, Principal, RecordFilter, RecordRef,
+    RoleAssignment, RoleId, Scope, Share, ShareAccess, ShareKind, UnitId, UserId,
 };
 use warden_service::{Config, Subject, UserUpdate, Warden};
 use warden_store::keys::MasterKey;
@@ -64,6 +64,10 @@ pub struct StoreOptions {
     pub http_ids_per_user: usize,
     /// Keep the seeded database (its directory is printed) instead of deleting it.
     pub keep_db: bool,
+    /// Manual shares and team places seeded on customers (the standard world's 100,000).
+    pub shares: usize,
+    /// Timed runs of each kind of what-if.
+    pub whatif_runs: usize,
 }
 
 /// The ids the database gave to the world's dense indexes.
@@ -72,6 +76,8 @@ struct Seeded {
     dir: tempfile::TempDir,
     users: Vec<UserId>,
     units: Vec<UnitId>,
+    /// Database ids of the world's roles, in the model's order.
+    roles: Vec<RoleId>,
     customers: Vec<i64>,
 }
 
@@ -217,7 +223,7 @@ fn unit_index(unit: UnitId) -> usize {
     (unit.0 - 1) as usize
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -225,12 +231,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn round(value: f64, decimals: i32) -> f64 {
+pub(crate) fn round(value: f64, decimals: i32) -> f64 {
     let factor = 10f64.powi(decimals);
     (value * factor).round() / factor
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000.0
 }
 
@@ -302,7 +308,7 @@ fn dir_size_mb(dir: &Path) -> Option<f64> {
 }
 
 /// Seeds the world; returns the store and the id mapping, and fills the seeding figures.
-async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
+async fn seed(world: &World, shares: usize, figures: &mut StoreFigures) -> Result<Seeded> {
     let hash = password_hash()?;
     let dir = tempfile::tempdir().context("creating a temporary directory")?;
     // A fresh master key per run: the benchmark's database is thrown away with its directory.
@@ -334,20 +340,29 @@ async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
         units.push(id);
     }
     let mut role_ids: HashMap<RoleId, RoleId> = HashMap::new();
+    let mut roles = Vec::with_capacity(world.model.roles.len());
     for role in &world.model.roles {
         // The world's Administrator holds the whole system, as the demo's does: it may manage
         // users (the move below is made by it). Functional permissions change no record scope.
-        let permissions = if role.id == RoleId(roles::ADMINISTRATOR) {
-            Permission::ALL.to_vec()
+        // It may also share every customer (the what-if of a share is asked by it); no request
+        // of the check half asks about sharing, so the engines still decide the same world.
+        let (permissions, grants) = if role.id == RoleId(roles::ADMINISTRATOR) {
+            let mut grants = role.grants.clone();
+            grants.push(Grant {
+                object: ObjectType::Customers,
+                action: Action::Share,
+                scope: Scope::All,
+            });
+            (Permission::ALL.to_vec(), grants)
         } else {
-            role.permissions.clone()
+            (role.permissions.clone(), role.grants.clone())
         };
         let id = tx
             .insert_role(
                 &role.name,
                 "",
                 RoleContents {
-                    grants: &role.grants,
+                    grants: &grants,
                     permissions: &permissions,
                     fields: &role.fields,
                 },
@@ -355,6 +370,7 @@ async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
             )
             .await?;
         role_ids.insert(role.id, id);
+        roles.push(id);
     }
     let mut user_ids: HashMap<UserId, UserId> = HashMap::new();
     let mut users = Vec::with_capacity(world.model.users.len());
@@ -440,6 +456,16 @@ async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
     }
     bar.finish_and_clear();
     let customers_time = customers_started.elapsed();
+
+    let shares_started = Instant::now();
+    let planned = plan_shares(world, shares, &users, &units, &roles, &customers);
+    let mut tx = store.begin().await?;
+    tx.insert_shares(ObjectType::Customers, &planned, world::NOW)
+        .await?;
+    tx.commit().await?;
+    figures.shares = Some(store.share_count().await?);
+    figures.seed_shares_s = Some(round(shares_started.elapsed().as_secs_f64(), 2));
+
     let total = started.elapsed();
     figures.seed_s = Some(round(total.as_secs_f64(), 2));
     figures.seed_org_s = Some(round(org.as_secs_f64(), 2));
@@ -447,21 +473,87 @@ async fn seed(world: &World, figures: &mut StoreFigures) -> Result<Seeded> {
         Some(world.customers.len() as f64 / customers_time.as_secs_f64().max(1e-9));
     figures.db_size_mb = dir_size_mb(dir.path());
     eprintln!(
-        "seeded in {:.1} s (organisation {:.1} s, customers {:.1} s)",
+        "seeded in {:.1} s (organisation {:.1} s, customers {:.1} s, {} shares {:.1} s)",
         total.as_secs_f64(),
         org.as_secs_f64(),
-        customers_time.as_secs_f64()
+        customers_time.as_secs_f64(),
+        figures.shares.unwrap_or(0),
+        shares_started.elapsed().as_secs_f64()
     );
     Ok(Seeded {
         store,
         dir,
         users,
         units,
+        roles,
         customers,
     })
 }
 
-async fn subject(warden: &Warden, user: UserId) -> Result<Subject> {
+/// `count` shares on random customers, from their own stream (the world's seed, salted), so
+/// the world's requests are unchanged: 85% with one user (one in ten of those a team place),
+/// 14% with a unit (and the units below it), 1% with a role other than the Administrator;
+/// 80% read, 20% edit. Duplicates are dropped by the store.
+fn plan_shares(
+    world: &World,
+    count: usize,
+    users: &[UserId],
+    units: &[UnitId],
+    roles: &[RoleId],
+    customers: &[i64],
+) -> Vec<(i64, Share)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(world.spec.seed ^ 0x5348_4152_4553);
+    let roles: Vec<RoleId> = world
+        .model
+        .roles
+        .iter()
+        .zip(roles)
+        .filter(|(role, _)| role.id != RoleId(roles::ADMINISTRATOR))
+        .map(|(_, id)| *id)
+        .collect();
+    if customers.is_empty() || users.is_empty() {
+        return Vec::new();
+    }
+    (0..count)
+        .map(|_| {
+            let record = customers[rng.gen_range(0..customers.len())];
+            let pick = rng.gen_range(0..100);
+            let (kind, principal) = if pick < 85 || (pick >= 99 && roles.is_empty()) {
+                let kind = if rng.gen_bool(0.1) {
+                    ShareKind::Team
+                } else {
+                    ShareKind::Share
+                };
+                (kind, Principal::User(users[rng.gen_range(0..users.len())]))
+            } else if pick < 99 {
+                (
+                    ShareKind::Share,
+                    Principal::Unit(units[rng.gen_range(0..units.len())]),
+                )
+            } else {
+                (
+                    ShareKind::Share,
+                    Principal::Role(roles[rng.gen_range(0..roles.len())]),
+                )
+            };
+            let access = if rng.gen_bool(0.2) {
+                ShareAccess::Edit
+            } else {
+                ShareAccess::Read
+            };
+            (
+                record,
+                Share {
+                    kind,
+                    principal,
+                    access,
+                },
+            )
+        })
+        .collect()
+}
+
+pub(crate) async fn subject(warden: &Warden, user: UserId) -> Result<Subject> {
     let snapshot = warden.current_snapshot().await?;
     let username = snapshot
         .user(user)
@@ -493,6 +585,17 @@ async fn measure_persona(
         .snapshot
         .filter(user, Action::Read, ObjectType::Customers, subject.now);
     let visible = store.count_customers(&filter.filter).await?;
+    let by_place = match &filter.filter {
+        Filter::Any(conditions) => Filter::Any(
+            conditions
+                .iter()
+                .filter(|c| !matches!(c, Condition::SharedWith(_)))
+                .cloned()
+                .collect(),
+        ),
+        Filter::All => Filter::All,
+    };
+    let through_shares = visible - store.count_customers(&by_place).await?;
     let plan = store.list_plan(&filter, PAGE).await?;
     let query_plan = if plan == ListPlan::Empty {
         String::new()
@@ -549,6 +652,7 @@ async fn measure_persona(
             plan: plan.as_str().to_owned(),
             query_plan,
             p99_ms: round(percentile(&times, 99.0), 3),
+            through_shares,
         },
     ))
 }
@@ -938,16 +1042,18 @@ async fn measure_http(
                 .iter()
                 .position(|(owner, _)| seeded.users[World::user_index(*owner)] != rep_id);
             if let Some(k) = hidden {
-                let record = RecordRef::new(
-                    seeded.users[World::user_index(world.customers[k].0)],
-                    seeded.units[unit_index(world.customers[k].1)],
-                );
+                // Read back with its shares: one may have opened it to the rep.
+                let record = seeded
+                    .store
+                    .get_record(ObjectType::Customers, seeded.customers[k])
+                    .await?
+                    .ok_or_else(|| anyhow!("customer {} is missing", seeded.customers[k]))?;
                 if !snapshot
                     .check(
                         rep_id,
                         Action::Read,
                         ObjectType::Customers,
-                        &record,
+                        &record.record_ref(),
                         world::NOW,
                     )
                     .is_allowed()
@@ -1035,7 +1141,7 @@ async fn run_async(world: &World, options: &StoreOptions) -> Result<StoreFigures
         list_repetitions: options.list_repetitions,
         ..StoreFigures::default()
     };
-    let seeded = seed(world, &mut figures).await?;
+    let seeded = seed(world, options.shares, &mut figures).await?;
     let warden = Warden::new(seeded.store.clone(), Config::default()).await?;
     let people = People::new(world);
 
@@ -1097,6 +1203,20 @@ async fn run_async(world: &World, options: &StoreOptions) -> Result<StoreFigures
         &seeded,
         &warden,
         options.moves,
+        &mut figures,
+    )
+    .await?;
+    crate::whatif_bench::measure(
+        &crate::whatif_bench::Setting {
+            world,
+            warden: &warden,
+            admin: people.admin().map(|i| seeded.users[i]),
+            rep: people.rep().map(|i| world.model.users[i].username.clone()),
+            manager: people.manager(),
+            roles: &seeded.roles,
+            customers: &seeded.customers,
+            runs: options.whatif_runs,
+        },
         &mut figures,
     )
     .await?;

@@ -57,6 +57,7 @@ pub use sharing::{
 pub use snapshot::{Snapshot, UserView};
 pub use vocab::{Action, Control, FieldAccess, ObjectType, Permission, Scope, UnknownName};
 pub use whatif::{
-    customer_access_diff, delta, field_level_changes, members, plan_customer_diff,
-    record_access_diff, AccessChange, Cell, DiffPlan, FieldLevelChange, OrgEdit, PlannedDiff,
+    customer_access_diff, delta, differing_filters, field_level_changes, members,
+    plan_customer_diff, record_access_diff, AccessChange, Cell, Class, DiffFilters, DiffPlan,
+    FieldLevelChange, OrgEdit, PlannedDiff, ShareCorrection, MAX_CRITERIA,
 };

@@ -2,14 +2,16 @@
 //! customers, without enumerating users × records.
 //!
 //! Two methods, chosen per user and action ([`plan_customer_diff`]):
-//! - **cells** — when the filters before and after are both hierarchical (owner and unit
-//!   conditions only) with no restriction and no account bound, all customers with one owner
-//!   and one unit decide alike: the filters are evaluated once per (owner, unit) cell and the
-//!   store's per-cell counts weigh them. No record is read.
-//! - **counts** — otherwise (shares, sharing rules by condition, restriction rules, portal
-//!   users), the difference is two SQL counts, `after ∧ ¬before` and `before ∧ ¬after`, where
-//!   the driving side is first narrowed to the disjuncts that changed ([`delta`]) so that the
-//!   database can use its owner and unit indexes.
+//! - **classes** — all customers with one owner, one unit and the same truth value of each
+//!   criterion in play (the sharing rules' conditions and restrictions the filters test)
+//!   decide alike, except where a share reaches them: the filters are evaluated once per
+//!   class and the store's per-class counts weigh them (the per-(owner, unit) counts when no
+//!   criterion is in play: no record is read). Shares are per record, so the store corrects
+//!   the count on the few records a share opens to the user ([`ShareCorrection`]).
+//! - **counts** — for portal users (bound to one account) and what-ifs testing more than
+//!   [`MAX_CRITERIA`] criteria, the difference is two SQL counts, `after ∧ ¬before` and
+//!   `before ∧ ¬after`, where the driving side is first narrowed to the disjuncts that
+//!   changed ([`delta`]) so that the database can use its owner and unit indexes.
 //!
 //! A share given or taken back changes one record's facts, not the organisation: the engine
 //! decides that one record before and after for each user the share can reach
@@ -23,9 +25,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::filter::{Condition, Filter, RecordFilter};
+use crate::filter::{Condition, Filter, RecordFilter, SharedWith};
 use crate::{
-    Action, Audience, FieldAccess, FieldRule, Model, ObjectType, Principal, RecordRef,
+    Action, Audience, Criteria, FieldAccess, FieldRule, Model, ObjectType, Principal, RecordRef,
     RestrictionRule, RoleAssignment, RoleId, SharingRule, Snapshot, Timestamp, UnitId, UserId,
 };
 
@@ -340,11 +342,6 @@ fn unit_within(snapshot: &Snapshot, unit: UnitId, top: UnitId) -> bool {
     false
 }
 
-/// Whether a filter can be counted by cells alone: owner and unit conditions, nothing else.
-fn by_cells(filter: &RecordFilter) -> bool {
-    filter.filter.is_hierarchical() && filter.restrictions.is_empty() && filter.account.is_none()
-}
-
 /// A filter `d` with `d ∧ ¬except == filter ∧ ¬except`, narrowed to what `filter` reaches that
 /// `except` may not, so that the store's count is driven by the few disjuncts that changed
 /// (and can use the owner and unit indexes); `None` when `filter ∧ ¬except` is empty whatever
@@ -409,6 +406,84 @@ fn owners_and_units(conditions: &[Condition]) -> (BTreeSet<UserId>, BTreeSet<Uni
     (owners, units)
 }
 
+/// Customers that every filter of one what-if decides alike: one owner, one unit and one
+/// truth value of each criterion in play (bit `i` of `holds`: criterion `i` holds). With no
+/// criterion in play these are the (owner, unit) cells. Shares are not part of a class: they
+/// are per record, and corrected for by the store ([`ShareCorrection`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    pub owner: UserId,
+    pub unit: UnitId,
+    pub holds: u64,
+    pub records: u64,
+}
+
+/// The most criteria a what-if sorts customers by (one bit each, so at most 2^16 classes per
+/// cell); a what-if testing more counts in SQL.
+pub const MAX_CRITERIA: usize = 16;
+
+/// The filters that differ before and after a change, per user and action, and the criteria
+/// (sharing rule conditions, restrictions) they test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffFilters {
+    pairs: Vec<FilterPair>,
+    criteria: Vec<Criteria>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct FilterPair {
+    user: UserId,
+    action: Action,
+    was: RecordFilter,
+    is: RecordFilter,
+}
+
+impl DiffFilters {
+    /// The criteria to sort customers by, in bit order: the classes passed to
+    /// [`plan_customer_diff`] must be built on exactly these.
+    pub fn criteria(&self) -> &[Criteria] {
+        &self.criteria
+    }
+}
+
+/// The filters of `users` on customers that differ between `before` and `after`.
+pub fn differing_filters(
+    before: &Snapshot,
+    after: &Snapshot,
+    users: &[UserId],
+    now: Timestamp,
+) -> DiffFilters {
+    let mut pairs = Vec::new();
+    let mut criteria: Vec<Criteria> = Vec::new();
+    for &user in users {
+        for &action in Action::ALL {
+            let was = before.filter(user, action, ObjectType::Customers, now);
+            let is = after.filter(user, action, ObjectType::Customers, now);
+            if was == is {
+                continue;
+            }
+            if by_classes(&was) && by_classes(&is) {
+                for tested in criteria_of(&was).chain(criteria_of(&is)) {
+                    if !criteria.contains(tested) {
+                        criteria.push(tested.clone());
+                    }
+                }
+            }
+            pairs.push(FilterPair {
+                user,
+                action,
+                was,
+                is,
+            });
+        }
+    }
+    if criteria.len() > MAX_CRITERIA {
+        // Too many to sort by: every pair testing one is counted in SQL instead.
+        criteria.clear();
+    }
+    DiffFilters { pairs, criteria }
+}
+
 /// How one user's change of access for one action is to be counted.
 #[derive(Debug, Clone, PartialEq)]
 #[allow(
@@ -416,13 +491,35 @@ fn owners_and_units(conditions: &[Condition]) -> (BTreeSet<UserId>, BTreeSet<Uni
     reason = "a few plans per what-if, each consumed at once: boxing would buy nothing"
 )]
 pub enum DiffPlan {
-    /// Counted over cells, exactly (both filters hierarchical, unbounded, unrestricted).
-    Cells(AccessChange),
+    /// Counted over classes, exactly (neither filter bound to a portal account), then
+    /// corrected by the store for records a share reaches (`correction`). `exact` holds the
+    /// filters (before, after) when a gained or lost cell may hold records that are neither
+    /// (criteria or shares tell them apart): samples drawn from cells must be tested.
+    Classes {
+        change: AccessChange,
+        correction: Option<ShareCorrection>,
+        exact: Option<(RecordFilter, RecordFilter)>,
+    },
     /// Counted by the store: records matching `.0` and not `.1` (`None`: surely none).
     Count {
         gained: Option<(RecordFilter, RecordFilter)>,
         lost: Option<(RecordFilter, RecordFilter)>,
     },
+}
+
+/// What the store counts to correct a class count for shares: among the records a share
+/// opens to the user before or after (`reach`), those gained (lost) minus those the classes
+/// counted as gained (lost). Outside `reach` the share conditions are false on both sides,
+/// so the classes are exact there; inside, the store decides each record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareCorrection {
+    /// The user's principals before and after (equal ones once).
+    pub reach: Vec<SharedWith>,
+    pub was: RecordFilter,
+    pub is: RecordFilter,
+    /// `was` and `is` without their share conditions: what the classes evaluated.
+    pub was_by_class: RecordFilter,
+    pub is_by_class: RecordFilter,
 }
 
 /// One user's planned diff for one action.
@@ -433,69 +530,170 @@ pub struct PlannedDiff {
     pub plan: DiffPlan,
 }
 
-/// Plans the diff of access to customers between `before` and `after` for `users`: per user
-/// and action, nothing when the filters are equal, cells when both are hierarchical with no
-/// restriction and no account bound, store counts otherwise (see the module's doc).
-pub fn plan_customer_diff(
-    before: &Snapshot,
-    after: &Snapshot,
-    users: &[UserId],
-    cells: &[Cell],
-    now: Timestamp,
-) -> Vec<PlannedDiff> {
+/// Plans the diff of access to customers for each differing pair of `filters`: by classes
+/// (built on `filters.criteria()`), corrected for shares, when neither side is bound to a
+/// portal account and every criterion is in play; by store counts otherwise (see the
+/// module's doc).
+pub fn plan_customer_diff(filters: &DiffFilters, classes: &[Class]) -> Vec<PlannedDiff> {
+    let criteria = &filters.criteria;
     let mut out = Vec::new();
-    for &user in users {
-        for &action in Action::ALL {
-            let was = before.filter(user, action, ObjectType::Customers, now);
-            let is = after.filter(user, action, ObjectType::Customers, now);
-            if was == is {
-                continue;
-            }
-            if by_cells(&was) && by_cells(&is) {
-                let change = cell_diff(user, action, &was.filter, &is.filter, cells);
-                if change.gained > 0 || change.lost > 0 {
-                    out.push(PlannedDiff {
-                        user,
-                        action,
-                        plan: DiffPlan::Cells(change),
-                    });
-                }
-                continue;
-            }
-            let side = |filter: &RecordFilter, except: &RecordFilter| {
-                delta(filter, except)
-                    .filter(|d| !surely_empty(d, cells))
-                    .map(|d| (d, except.clone()))
-            };
-            let gained = side(&is, &was);
-            let lost = side(&was, &is);
-            if gained.is_some() || lost.is_some() {
+    for FilterPair {
+        user,
+        action,
+        was,
+        is,
+    } in &filters.pairs
+    {
+        let (user, action) = (*user, *action);
+        let tests = ClassTest::new(was, criteria).zip(ClassTest::new(is, criteria));
+        if let Some((was_test, is_test)) = tests {
+            let change = class_diff(user, action, &was_test, &is_test, classes);
+            let correction = (has_shares(was) || has_shares(is)).then(|| ShareCorrection {
+                reach: share_conditions(was).chain(share_conditions(is)).fold(
+                    Vec::new(),
+                    |mut reach, with| {
+                        if !reach.contains(with) {
+                            reach.push(with.clone());
+                        }
+                        reach
+                    },
+                ),
+                was: was.clone(),
+                is: is.clone(),
+                was_by_class: without_shares(was),
+                is_by_class: without_shares(is),
+            });
+            if change.gained > 0 || change.lost > 0 || correction.is_some() {
+                let exact = (correction.is_some() || !criteria.is_empty())
+                    .then(|| (was.clone(), is.clone()));
                 out.push(PlannedDiff {
                     user,
                     action,
-                    plan: DiffPlan::Count { gained, lost },
+                    plan: DiffPlan::Classes {
+                        change,
+                        correction,
+                        exact,
+                    },
                 });
             }
+            continue;
+        }
+        let side = |filter: &RecordFilter, except: &RecordFilter| {
+            delta(filter, except)
+                .filter(|d| !surely_empty(d, classes))
+                .map(|d| (d, except.clone()))
+        };
+        let gained = side(is, was);
+        let lost = side(was, is);
+        if gained.is_some() || lost.is_some() {
+            out.push(PlannedDiff {
+                user,
+                action,
+                plan: DiffPlan::Count { gained, lost },
+            });
         }
     }
     out
 }
 
-/// Whether a narrowed filter of owner and unit conditions only reaches no cell with records
-/// (then no SQL is needed to know its count is zero).
-fn surely_empty(filter: &RecordFilter, cells: &[Cell]) -> bool {
-    filter.filter.is_hierarchical()
-        && !cells
-            .iter()
-            .any(|c| c.records > 0 && filter.filter.matches_owner_unit(c.owner, c.unit))
+/// Whether a filter can be decided per class: it is not bound to a portal account.
+fn by_classes(filter: &RecordFilter) -> bool {
+    filter.account.is_none() && !filter.via_customer
 }
 
-fn cell_diff(
+fn criteria_of(filter: &RecordFilter) -> impl Iterator<Item = &Criteria> {
+    let matched = match &filter.filter {
+        Filter::All => &[][..],
+        Filter::Any(conditions) => &conditions[..],
+    };
+    matched
+        .iter()
+        .filter_map(|c| match c {
+            Condition::Matches(criteria) => Some(criteria),
+            _ => None,
+        })
+        .chain(filter.restrictions.iter())
+}
+
+fn share_conditions(filter: &RecordFilter) -> impl Iterator<Item = &SharedWith> {
+    let conditions = match &filter.filter {
+        Filter::All => &[][..],
+        Filter::Any(conditions) => &conditions[..],
+    };
+    conditions.iter().filter_map(|c| match c {
+        Condition::SharedWith(with) => Some(with),
+        _ => None,
+    })
+}
+
+fn has_shares(filter: &RecordFilter) -> bool {
+    share_conditions(filter).next().is_some()
+}
+
+fn without_shares(filter: &RecordFilter) -> RecordFilter {
+    let filter_without = match &filter.filter {
+        Filter::All => Filter::All,
+        Filter::Any(conditions) => Filter::Any(
+            conditions
+                .iter()
+                .filter(|c| !matches!(c, Condition::SharedWith(_)))
+                .cloned()
+                .collect(),
+        ),
+    };
+    RecordFilter {
+        filter: filter_without,
+        ..filter.clone()
+    }
+}
+
+/// A record filter as a test on classes (share conditions read as false).
+struct ClassTest<'a> {
+    filter: &'a Filter,
+    /// A class whose `holds` meets any of these bits is reached (sharing rule conditions).
+    any: u64,
+    /// A reached class must hold all of these bits (restrictions).
+    all: u64,
+}
+
+impl<'a> ClassTest<'a> {
+    /// `None` when the filter is bound to an account or tests a criterion not in `criteria`.
+    fn new(filter: &'a RecordFilter, criteria: &[Criteria]) -> Option<ClassTest<'a>> {
+        if !by_classes(filter) {
+            return None;
+        }
+        let bit = |c: &Criteria| criteria.iter().position(|k| k == c).map(|i| 1u64 << i);
+        let mut any = 0;
+        if let Filter::Any(conditions) = &filter.filter {
+            for condition in conditions {
+                if let Condition::Matches(c) = condition {
+                    any |= bit(c)?;
+                }
+            }
+        }
+        let mut all = 0;
+        for c in &filter.restrictions {
+            all |= bit(c)?;
+        }
+        Some(ClassTest {
+            filter: &filter.filter,
+            any,
+            all,
+        })
+    }
+
+    fn reaches(&self, class: &Class) -> bool {
+        (self.filter.matches_owner_unit(class.owner, class.unit) || class.holds & self.any != 0)
+            && class.holds & self.all == self.all
+    }
+}
+
+fn class_diff(
     user: UserId,
     action: Action,
-    was: &Filter,
-    is: &Filter,
-    cells: &[Cell],
+    was: &ClassTest<'_>,
+    is: &ClassTest<'_>,
+    classes: &[Class],
 ) -> AccessChange {
     let mut change = AccessChange {
         user,
@@ -505,23 +703,34 @@ fn cell_diff(
         gained_cells: Vec::new(),
         lost_cells: Vec::new(),
     };
-    for cell in cells {
-        match (
-            was.matches_owner_unit(cell.owner, cell.unit),
-            is.matches_owner_unit(cell.owner, cell.unit),
-        ) {
+    for class in classes {
+        let cell = (class.owner, class.unit);
+        match (was.reaches(class), is.reaches(class)) {
             (false, true) => {
-                change.gained += cell.records;
-                change.gained_cells.push((cell.owner, cell.unit));
+                change.gained += class.records;
+                if change.gained_cells.last() != Some(&cell) {
+                    change.gained_cells.push(cell);
+                }
             }
             (true, false) => {
-                change.lost += cell.records;
-                change.lost_cells.push((cell.owner, cell.unit));
+                change.lost += class.records;
+                if change.lost_cells.last() != Some(&cell) {
+                    change.lost_cells.push(cell);
+                }
             }
             _ => {}
         }
     }
     change
+}
+
+/// Whether a narrowed filter of owner and unit conditions only reaches no class with records
+/// (then no SQL is needed to know its count is zero).
+fn surely_empty(filter: &RecordFilter, classes: &[Class]) -> bool {
+    filter.filter.is_hierarchical()
+        && !classes
+            .iter()
+            .any(|c| c.records > 0 && filter.filter.matches_owner_unit(c.owner, c.unit))
 }
 
 /// The change of access to one record of `object` when its facts change (a share given or

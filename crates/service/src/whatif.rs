@@ -5,15 +5,16 @@
 //! record.
 //!
 //! The engine plans the diff per user and action (`warden_policy::plan_customer_diff`): by
-//! (owner, unit) cells weighed by the store's counts when both filters are hierarchical, by two
-//! SQL counts (`after ∧ ¬before`, `before ∧ ¬after`) otherwise; a share is decided on its one
-//! record. No user × record pair is enumerated. Applying afterwards goes through the same admin
+//! classes of customers (one owner, one unit, one truth value of each criterion in play)
+//! weighed by the store's per-class counts, corrected on the few records a share opens to the
+//! user; by two SQL counts (`after ∧ ¬before`, `before ∧ ¬after`) for portal users; a share is
+//! decided on its one record. No user × record pair is enumerated. Applying afterwards goes through the same admin
 //! use cases as the change itself (so four eyes holds it when on).
 
 use warden_policy::{
-    field_level_changes, members, plan_customer_diff, record_access_diff, Action, Cell, DiffPlan,
-    FieldAccess, FieldLevelChange, ObjectType, OrgEdit, Permission, Principal, RecordFilter,
-    RoleId, Share, ShareAccess, ShareKind, Snapshot, Timestamp, UserId,
+    differing_filters, field_level_changes, members, plan_customer_diff, record_access_diff,
+    Action, DiffPlan, FieldAccess, FieldLevelChange, ObjectType, OrgEdit, Permission, Principal,
+    RecordFilter, RoleId, Share, ShareAccess, ShareKind, Snapshot, Timestamp, UserId,
 };
 use warden_store::Record;
 
@@ -116,7 +117,8 @@ pub struct WhatIfReport {
     pub changes: Vec<UserAccessChange>,
     /// The users the change could affect, all of whom were examined.
     pub users_examined: usize,
-    /// How many (owner, unit) cells of customers were weighed.
+    /// How many classes of customers were weighed: (owner, unit) cells, split by the truth
+    /// values of the criteria in play.
     pub cells: usize,
     /// How many (user, action) differences were counted in SQL rather than by cells.
     pub counted_in_sql: usize,
@@ -363,35 +365,43 @@ impl Warden {
         let before = compile(&model)?;
         let edit = self.resolve_edit(subject, &before, change).await?;
         let after = compile(&edit.apply(&model))?;
-        let cells: Vec<Cell> = self
-            .store
-            .customer_cells()
-            .await?
-            .into_iter()
-            .map(|(owner, unit, records)| Cell {
-                owner,
-                unit,
-                records,
-            })
-            .collect();
         let users = edit.candidates(&before, &after);
-        let plans = plan_customer_diff(&before, &after, &users, &cells, subject.now);
+        let filters = differing_filters(&before, &after, &users, subject.now);
+        let classes = self.store.customer_classes(filters.criteria()).await?;
+        let plans = plan_customer_diff(&filters, &classes);
         let mut changes = Vec::with_capacity(plans.len());
         let mut counted_in_sql = 0;
         // Several actions of one user often have the same filters: count each pair once.
         let mut memo: Memo = Vec::new();
         for planned in plans {
             let (gained, gained_samples, lost, lost_samples) = match planned.plan {
-                DiffPlan::Cells(cells) => (
-                    cells.gained,
-                    self.store
-                        .sample_customers(&cells.gained_cells, SAMPLES)
-                        .await?,
-                    cells.lost,
-                    self.store
-                        .sample_customers(&cells.lost_cells, SAMPLES)
-                        .await?,
-                ),
+                DiffPlan::Classes {
+                    change,
+                    correction,
+                    exact,
+                } => {
+                    let (gained_shared, lost_shared) = match &correction {
+                        Some(correction) => self.store.share_correction(correction).await?,
+                        None => (0, 0),
+                    };
+                    let gained = change.gained.saturating_add_signed(gained_shared);
+                    let lost = change.lost.saturating_add_signed(lost_shared);
+                    let gained_samples = self
+                        .class_samples(
+                            gained,
+                            &change.gained_cells,
+                            exact.as_ref().map(|(was, is)| (is, was)),
+                        )
+                        .await?;
+                    let lost_samples = self
+                        .class_samples(
+                            lost,
+                            &change.lost_cells,
+                            exact.as_ref().map(|(was, is)| (was, is)),
+                        )
+                        .await?;
+                    (gained, gained_samples, lost, lost_samples)
+                }
                 DiffPlan::Count { gained, lost } => {
                     counted_in_sql += 1;
                     let (g, gs) = self.count_side(planned.user, gained, &mut memo).await?;
@@ -419,9 +429,39 @@ impl Warden {
             object: ObjectType::Customers,
             changes,
             users_examined: users.len(),
-            cells: cells.len(),
+            cells: classes.len(),
             counted_in_sql,
             field_changes,
+        })
+    }
+
+    /// Samples of a class count: records of the cells, tested against (reached, not `except`)
+    /// when the cells may hold records that are neither gained nor lost.
+    async fn class_samples(
+        &self,
+        count: u64,
+        cells: &[(UserId, warden_policy::UnitId)],
+        exact: Option<(&RecordFilter, &RecordFilter)>,
+    ) -> Result<Vec<i64>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(match exact {
+            None => self.store.sample_customers(cells, SAMPLES).await?,
+            Some((reached, except)) => {
+                let mut samples = self
+                    .store
+                    .sample_customers_in_cells(cells, reached, except, SAMPLES)
+                    .await?;
+                if (samples.len() as u64) < count.min(u64::from(SAMPLES)) {
+                    // Some of it lies outside the first cells (a share's records): ask the
+                    // records themselves.
+                    let driving =
+                        warden_policy::delta(reached, except).unwrap_or_else(|| reached.clone());
+                    samples = self.store.sample_records(&driving, except, SAMPLES).await?;
+                }
+                samples
+            }
         })
     }
 

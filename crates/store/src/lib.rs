@@ -30,6 +30,7 @@ mod sql;
 mod stats;
 #[doc(hidden)]
 pub mod testing;
+mod whatif;
 
 pub use access_log::{
     verify_archive, AccessEntry, AccessQuery, ArchiveError, ArchiveSummary, ChainProblem,

@@ -425,10 +425,40 @@ impl Store {
             .transpose()
     }
 
-    /// How many customers match a filter of owners and units, from the per-owner counts (no
-    /// record is read). A filter with shares or rule conditions needs the records: it is
-    /// counted by [`Store::count_records`].
+    /// How many customers match `filter`. Owners and units count from the per-(owner, unit)
+    /// counts (no record is read); shares add the shared records that those do not already
+    /// reach, found through the share index (a user has few). Only a filter with a sharing
+    /// rule's condition reads every record ([`Store::count_records`]).
     pub async fn count_customers(&self, filter: &Filter) -> Result<i64> {
+        if let Filter::Any(conditions) = filter {
+            let (hierarchy, shares): (Vec<Condition>, Vec<Condition>) = conditions
+                .iter()
+                .cloned()
+                .partition(|c| matches!(c, Condition::OwnerIn(_) | Condition::UnitIn(_)));
+            if !shares.is_empty() && shares.iter().all(|c| matches!(c, Condition::SharedWith(_))) {
+                let hierarchy = Filter::Any(hierarchy);
+                let by_place = self.count_by_owner_and_unit(&hierarchy).await?;
+                let mut sql =
+                    SqlBuilder::new("SELECT CAST(COUNT(*) AS BIGINT) FROM customers r WHERE ");
+                sql.push_filter(
+                    "r",
+                    ObjectType::Customers,
+                    &Filter::Any(shares),
+                    false,
+                    self.backend(),
+                )
+                .push(" AND NOT ")
+                .push_filter(
+                    "r",
+                    ObjectType::Customers,
+                    &hierarchy,
+                    false,
+                    self.backend(),
+                );
+                let only_shared = sql.scalar::<i64>().fetch_one(&self.pool).await?;
+                return Ok(by_place + only_shared);
+            }
+        }
         if !filter.is_hierarchical() {
             let all = RecordFilter {
                 object: ObjectType::Customers,
@@ -439,6 +469,11 @@ impl Store {
             };
             return self.count_records(&all, None).await;
         }
+        self.count_by_owner_and_unit(filter).await
+    }
+
+    /// How many customers an owner-and-unit filter matches, from the per-(owner, unit) counts.
+    async fn count_by_owner_and_unit(&self, filter: &Filter) -> Result<i64> {
         let mut sql = SqlBuilder::new(
             "SELECT CAST(COALESCE(SUM(r.n), 0) AS BIGINT) FROM customer_counts r WHERE ",
         );
