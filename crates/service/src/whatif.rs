@@ -25,6 +25,8 @@ use crate::{Result, RoleInput, ServiceError, Subject, UserUpdate, Warden};
 
 /// How many sample records each gain or loss shows.
 const SAMPLES: u32 = 5;
+/// How many changes (the largest in records) carry samples; the others carry counts only.
+pub const SAMPLED_CHANGES: usize = 200;
 
 /// A proposed change, by name, with the fields of its admin API call.
 #[derive(Debug, Clone, PartialEq)]
@@ -370,11 +372,13 @@ impl Warden {
         let classes = self.store.customer_classes(filters.criteria()).await?;
         let plans = plan_customer_diff(&filters, &classes);
         let mut changes = Vec::with_capacity(plans.len());
+        // The cells and filters of each class-counted change, to draw its samples from.
+        let mut to_sample = Vec::with_capacity(plans.len());
         let mut counted_in_sql = 0;
         // Several actions of one user often have the same filters: count each pair once.
         let mut memo: Memo = Vec::new();
         for planned in plans {
-            let (gained, gained_samples, lost, lost_samples) = match planned.plan {
+            let (gained, gained_samples, lost, lost_samples, cells) = match planned.plan {
                 DiffPlan::Classes {
                     change,
                     correction,
@@ -386,27 +390,13 @@ impl Warden {
                     };
                     let gained = change.gained.saturating_add_signed(gained_shared);
                     let lost = change.lost.saturating_add_signed(lost_shared);
-                    let gained_samples = self
-                        .class_samples(
-                            gained,
-                            &change.gained_cells,
-                            exact.as_ref().map(|(was, is)| (is, was)),
-                        )
-                        .await?;
-                    let lost_samples = self
-                        .class_samples(
-                            lost,
-                            &change.lost_cells,
-                            exact.as_ref().map(|(was, is)| (was, is)),
-                        )
-                        .await?;
-                    (gained, gained_samples, lost, lost_samples)
+                    (gained, Vec::new(), lost, Vec::new(), Some((change, exact)))
                 }
                 DiffPlan::Count { gained, lost } => {
                     counted_in_sql += 1;
                     let (g, gs) = self.count_side(planned.user, gained, &mut memo).await?;
                     let (l, ls) = self.count_side(planned.user, lost, &mut memo).await?;
-                    (g, gs, l, ls)
+                    (g, gs, l, ls, None)
                 }
             };
             if gained == 0 && lost == 0 {
@@ -420,6 +410,31 @@ impl Warden {
                 gained_samples,
                 lost_samples,
             });
+            to_sample.push(cells);
+        }
+        // Samples for the largest changes: one or two statements each, which for a role held
+        // by thousands would cost more than the whole diff.
+        let mut by_size: Vec<usize> = (0..changes.len()).collect();
+        by_size.sort_by_key(|&i| std::cmp::Reverse(changes[i].gained + changes[i].lost));
+        for i in by_size.into_iter().take(SAMPLED_CHANGES) {
+            let Some((cells, exact)) = to_sample[i].take() else {
+                continue;
+            };
+            let change = &mut changes[i];
+            change.gained_samples = self
+                .class_samples(
+                    change.gained,
+                    &cells.gained_cells,
+                    exact.as_ref().map(|(was, is)| (is, was)),
+                )
+                .await?;
+            change.lost_samples = self
+                .class_samples(
+                    change.lost,
+                    &cells.lost_cells,
+                    exact.as_ref().map(|(was, is)| (was, is)),
+                )
+                .await?;
         }
         let field_changes = field_level_changes(&before, &after, &users, subject.now)
             .into_iter()

@@ -19,6 +19,9 @@ use warden_policy::{Condition, Filter};
 
 use crate::{Result, Store};
 
+/// The cells a what-if sample is drawn from (each is read whole through the owner index).
+const SAMPLE_CELLS: usize = 10;
+
 /// How long statistics are used before a background refresh is started.
 pub(crate) const STATS_TTL: Duration = Duration::from_secs(10);
 
@@ -166,7 +169,7 @@ impl Store {
     }
 
     /// The first `limit` customer ids in the given (owner, unit) cells (samples for what-if;
-    /// at most 50 cells are looked at).
+    /// at most [`SAMPLE_CELLS`] cells are looked at).
     pub async fn sample_customers(
         &self,
         cells: &[(warden_policy::UserId, warden_policy::UnitId)],
@@ -176,13 +179,15 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut sql = crate::sql::SqlBuilder::new("SELECT id FROM customers WHERE ");
-        for (i, (owner, unit)) in cells.iter().take(50).enumerate() {
+        for (i, (owner, unit)) in cells.iter().take(SAMPLE_CELLS).enumerate() {
             if i > 0 {
                 sql.push(" OR ");
             }
+            // `+unit_id`: found through the owner index; the unit index would read the whole
+            // unit once per cell (the cells of one change often share their unit).
             sql.push("(owner_id = ");
             sql.bind_int(owner.0);
-            sql.push(" AND unit_id = ");
+            sql.push(" AND +unit_id = ");
             sql.bind_int(unit.0);
             sql.push(")");
         }
