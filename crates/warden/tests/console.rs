@@ -1584,4 +1584,72 @@ async fn sharing_access_rules_and_view_as_over_http(
     assert!(bad.text().await.unwrap().contains("when"));
     // Rules are read by manage_roles or view_audit only.
     assert_eq!(http.get("/admin/sharing-rules", &rep1).await.status(), 403);
+
+    // A restriction rule through the form, then deleted after its own what-if.
+    let created = http
+        .post(
+            "/admin/restriction-rules/new",
+            admin,
+            &[
+                ("csrf", admin_csrf),
+                ("name", "No VIP outside Finance"),
+                ("object", "customers"),
+                ("applies", "except_role"),
+                ("applies_name", "Finance"),
+                ("actions", "read"),
+                ("actions", "update"),
+                ("only", r#"{"not": {"vip": true}}"#),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    let rules = api.get("admin", "/api/v1/restriction-rules").await;
+    let rule = &rules.body["items"][0];
+    assert_eq!(
+        rule["applies_to"]["except_role"], "Finance",
+        "{}",
+        rules.text
+    );
+    assert_eq!(rule["actions"], json!(["read", "update"]), "{}", rules.text);
+    let id = rule["id"].as_i64().unwrap();
+    let preview = http
+        .get(&format!("/admin/restriction-rules/{id}/delete"), admin)
+        .await;
+    assert_eq!(preview.status(), 200);
+    assert!(preview.text().await.unwrap().contains("id=\"whatif\""));
+    let deleted = http
+        .post(
+            &format!("/admin/restriction-rules/{id}/delete"),
+            admin,
+            &[("csrf", admin_csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status(), 303);
+    let rules = api.get("admin", "/api/v1/restriction-rules").await;
+    assert_eq!(rules.body["items"], json!([]), "{}", rules.text);
+    // Only manage_roles changes rules: the auditor reads them but may not add one.
+    let (auditor, auditor_csrf) = http.sign_in("auditor").await;
+    assert_eq!(
+        http.get("/admin/restriction-rules", &auditor)
+            .await
+            .status(),
+        200
+    );
+    let refused = http
+        .post(
+            "/admin/restriction-rules/new",
+            &auditor,
+            &[
+                ("csrf", &auditor_csrf),
+                ("name", "x"),
+                ("object", "customers"),
+                ("applies", "everyone"),
+                ("only", r#"{"status": "active"}"#),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
 }
