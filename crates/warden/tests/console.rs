@@ -1526,6 +1526,11 @@ async fn sharing_access_rules_and_view_as_over_http(
         .request(Method::GET, "/api/v1/customers", Some(&token), Body::None)
         .await;
     assert_eq!(after.status, 401, "leaving the view ends its token");
+    // A cookie left behind (another tab) shows the administrator's own view, and says so.
+    let page = http.get("/customers", &viewing).await.text().await.unwrap();
+    assert!(!page.contains("view-as-banner"), "{page}");
+    assert!(page.contains("id=\"view-as-ended\""), "{page}");
+    assert!(page.contains("id=\"whoami\">admin<"));
 
     // Access rules: the API's parser names the bad field; a good change is the API's.
     let save = |ip: &'static str| {

@@ -196,6 +196,9 @@ pub(crate) struct Nav {
     pub session_csrf: String,
     /// In a view-as view: whose eyes the page is seen through (empty otherwise).
     pub viewing_as: String,
+    /// A view-as cookie is still there but its view is over (expired, ended, or no longer
+    /// allowed): the page is the caller's own, and says so rather than silently.
+    pub view_ended: bool,
 }
 
 impl Nav {
@@ -208,14 +211,15 @@ impl Nav {
 /// A request without a valid session is sent to the login form.
 ///
 /// While an administrator views as someone (a view-as token in [`VIEW_AS_COOKIE`], issued to
-/// the administrator signed in by the session), a page is read with the view-as subject: every decision is the viewed
-/// user's and every log entry names the administrator, exactly as with the API's view-as
-/// token. Such a console only reads: its `csrf` is empty and every POST but the ways out is
-/// refused before any use case runs.
+/// the administrator signed in by the session), a page is read with the view-as subject:
+/// every decision is the viewed user's and every log entry names the administrator, exactly
+/// as with the API's view-as token. Such a console only reads: its `csrf` is empty and every
+/// POST but the ways out is refused before any use case runs.
 pub(crate) struct Console {
     pub subject: Subject,
     pub csrf: String,
     session_csrf: String,
+    view_ended: bool,
 }
 
 /// The view-as cookie: the token of a view-as session (`Warden::view_as`) that an
@@ -244,6 +248,7 @@ impl Console {
             } else {
                 String::new()
             },
+            view_ended: self.view_ended,
         }
     }
 
@@ -268,8 +273,9 @@ impl Console {
             return Err(ServiceError::Unauthenticated.into());
         }
         let session_csrf = csrf_token(&token);
-        let view = match cookie_value(headers, VIEW_AS_COOKIE) {
-            Some(view_token) => view_of(state, &view_token, &subject, client, now).await,
+        let cookie = cookie_value(headers, VIEW_AS_COOKIE);
+        let view = match &cookie {
+            Some(view_token) => view_of(state, view_token, &subject, client, now).await,
             None => None,
         };
         let Some(view) = view else {
@@ -277,6 +283,7 @@ impl Console {
                 subject,
                 csrf: session_csrf.clone(),
                 session_csrf,
+                view_ended: cookie.is_some(),
             });
         };
         if matches!(*method, Method::GET | Method::HEAD) {
@@ -284,6 +291,7 @@ impl Console {
                 subject: view,
                 csrf: String::new(),
                 session_csrf,
+                view_ended: false,
             });
         }
         if VIEW_AS_EXITS.contains(&path) {
@@ -291,6 +299,7 @@ impl Console {
                 subject,
                 csrf: session_csrf.clone(),
                 session_csrf,
+                view_ended: false,
             });
         }
         // INVARIANT: a view-as view only reads, as the API's view-as token: refused here,
