@@ -1508,6 +1508,14 @@ async fn sharing_access_rules_and_view_as_over_http(
     assert!(page.contains("id=\"viewing-as\">rep3<"), "{page}");
     assert!(page.contains("<td class=\"owner\">rep3</td>"));
     assert!(!page.contains("<td class=\"owner\">rep1</td>"));
+    // Every page is rep3's: the dashboard and approvals render, the admin pages are refused
+    // as they would be to rep3 — the banner stays on each.
+    for (path, status) in [("/", 200), ("/approvals", 200), ("/admin/org", 403)] {
+        let reply = http.get(path, &viewing).await;
+        assert_eq!(reply.status(), status, "{path}");
+        let page = reply.text().await.unwrap();
+        assert!(page.contains("id=\"viewing-as\">rep3<"), "{path}: {page}");
+    }
     let refused = http
         .post(
             "/customers/new",
