@@ -44,6 +44,18 @@ pub(crate) fn request_token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// The value of the cookie `name` among a request's cookies.
+pub(crate) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
 /// Paths open to a user whose role requires a second factor they have not enrolled yet.
 const ENROLMENT_PATHS: &[&str] = &[
     "/api/v1/me",

@@ -259,7 +259,7 @@ pub struct AccessRulesJson {
     pub mfa_required: bool,
 }
 
-const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+pub(crate) const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn parse_clock(field: &str, text: &str) -> ApiResult<u16> {
     let invalid = || AppError::invalid(field, "must be a time HH:MM");
@@ -283,7 +283,7 @@ fn parse_clock(field: &str, text: &str) -> ApiResult<u16> {
     Ok(h * 60 + m)
 }
 
-fn rules_from_body(body: AccessRulesJson) -> ApiResult<AccessRules> {
+pub(crate) fn rules_from_body(body: AccessRulesJson) -> ApiResult<AccessRules> {
     let ip_allow = body
         .ip_allow
         .iter()
@@ -348,7 +348,7 @@ fn rules_from_body(body: AccessRulesJson) -> ApiResult<AccessRules> {
     })
 }
 
-fn rules_to_body(rules: &AccessRules) -> AccessRulesJson {
+pub(crate) fn rules_to_body(rules: &AccessRules) -> AccessRulesJson {
     let clock = |minutes: u16| format!("{:02}:{:02}", minutes / 60, minutes % 60);
     AccessRulesJson {
         ip_allow: rules.ip_allow.iter().map(|n| n.to_string()).collect(),

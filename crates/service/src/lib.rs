@@ -54,7 +54,7 @@ pub use rules::{AudienceInput, RestrictionRuleInput, RuleSourceInput, RuleView, 
 pub use security::{
     check_password_policy, AccessTarget, NewApiToken, TotpEnrolment, MIN_PASSWORD_CHARS,
 };
-pub use sharing::{PrincipalName, ShareView};
+pub use sharing::{PrincipalName, ShareView, SharingRights};
 pub use state::{Config, Warden};
 pub use view_as::{ViewAsToken, MAX_VIEW_AS_MINUTES};
 pub use whatif::{FieldChange, UserAccessChange, WhatIfChange, WhatIfReport};

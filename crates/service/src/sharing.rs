@@ -47,6 +47,30 @@ pub struct ShareView {
     pub created_at: i64,
 }
 
+/// What a subject may do with one record's shares and team: the very decisions
+/// [`Warden::share_record`], [`Warden::put_team_member`] and [`Warden::revoke_share`] make,
+/// so that a page offers only what those calls will accept (they still decide on their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharingRights {
+    /// May share the record (for reading).
+    pub share: bool,
+    /// May share it for editing too (needs `update` on it as well).
+    pub share_edit: bool,
+    /// May add and remove team members: the owner and the owner's superiors.
+    pub team: bool,
+}
+
+impl SharingRights {
+    /// Whether an entry of `kind` may be taken back: a share by anyone allowed `share` or by
+    /// who gave it (`given_by_subject`), a team place by whoever manages the team.
+    pub fn may_revoke(&self, kind: ShareKind, given_by_subject: bool) -> bool {
+        match kind {
+            ShareKind::Share => self.share || given_by_subject,
+            ShareKind::Team => self.team,
+        }
+    }
+}
+
 impl Warden {
     /// Resolves a principal by name on the subject's snapshot (422 when unknown).
     pub(crate) fn resolve_principal(
@@ -145,6 +169,27 @@ impl Warden {
             .is_allowed()
     }
 
+    fn rights_on(&self, subject: &Subject, object: ObjectType, record: &Record) -> SharingRights {
+        let share = self.allows(subject, Action::Share, object, record);
+        SharingRights {
+            share,
+            share_edit: share && self.allows(subject, Action::Update, object, record),
+            team: subject.snapshot.is_at_or_above(subject.user, record.owner),
+        }
+    }
+
+    /// What the subject may do with the shares and team of a record they may read (404
+    /// otherwise).
+    pub async fn sharing_rights(
+        &self,
+        subject: &Subject,
+        object: ObjectType,
+        id: i64,
+    ) -> Result<SharingRights> {
+        let record = self.record_for_sharing(subject, object, id).await?;
+        Ok(self.rights_on(subject, object, &record))
+    }
+
     /// Refuses a portal user of another account as the receiver of access to `record`.
     pub(crate) fn check_portal_receiver(
         &self,
@@ -239,7 +284,7 @@ impl Warden {
         object: ObjectType,
         record: &Record,
     ) -> Result<()> {
-        if subject.snapshot.is_at_or_above(subject.user, record.owner) {
+        if self.rights_on(subject, object, record).team {
             return Ok(());
         }
         Err(self
@@ -304,13 +349,9 @@ impl Warden {
         let Some(row) = tx.share_on(object, id, share_id).await? else {
             return Err(ServiceError::NotFound);
         };
-        let allowed = match row.share.kind {
-            ShareKind::Share => {
-                row.created_by == Some(subject.user)
-                    || self.allows(subject, Action::Share, object, &record)
-            }
-            ShareKind::Team => subject.snapshot.is_at_or_above(subject.user, record.owner),
-        };
+        let allowed = self
+            .rights_on(subject, object, &record)
+            .may_revoke(row.share.kind, row.created_by == Some(subject.user));
         if !allowed {
             drop(tx);
             return Err(self

@@ -257,7 +257,11 @@ async fn the_console_in_a_browser() {
     a_form_without_its_csrf_token_is_refused(&browser, &api, base).await;
     support_sees_no_bank_account(&browser, base).await;
     supervisor1_approves_rep1s_pending_delete(&browser, &api, base).await;
+    rep1_shares_a_customer_with_rep3(&browser, &api, base).await;
     admin_moves_a_user_after_reading_the_what_if(&browser, &api, base).await;
+    admin_adds_a_sharing_rule_after_reading_the_what_if(&browser, &api, base).await;
+    admin_reads_restriction_and_access_rules(&browser, base).await;
+    admin_views_as_rep1(&browser, &api, base).await;
     the_auditor_reads_the_access_log(&browser, base).await;
     on_a_phone(&browser, base).await;
 
@@ -499,6 +503,304 @@ async fn admin_moves_a_user_after_reading_the_what_if(browser: &Browser, api: &A
         )
         .await;
     assert_eq!(export.status, 200, "reading is untouched");
+    browser.sign_out().await;
+}
+
+/// The ids of the customers list's rows, every page followed.
+async fn listed_ids(browser: &Browser, base: &str) -> Vec<i64> {
+    browser.open(base, "/customers").await;
+    let mut ids = Vec::new();
+    loop {
+        for row in browser
+            .client
+            .find_all(Locator::Css("#customers tbody tr"))
+            .await
+            .unwrap()
+        {
+            ids.push(row.attr("data-id").await.unwrap().unwrap().parse().unwrap());
+        }
+        if browser
+            .client
+            .find_all(Locator::Css("#next-page"))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            return ids;
+        }
+        browser.follow("#next-page").await;
+    }
+}
+
+async fn scroll_to(browser: &Browser, css: &str) {
+    browser
+        .client
+        .execute(
+            &format!("document.querySelector({css:?}).scrollIntoView();"),
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+async fn rep1_shares_a_customer_with_rep3(browser: &Browser, api: &Api, base: &str) {
+    // Customer 1 (Acme Trading) is rep1's: rep3 cannot see it yet.
+    browser.sign_in(base, "rep3").await;
+    assert!(!listed_ids(browser, base).await.contains(&1));
+    browser.open(base, "/customers/1").await;
+    assert_eq!(browser.text("h1").await, "Not found");
+    browser.sign_out().await;
+
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers/1").await;
+    assert!(browser.text("#no-shares").await.contains("Not shared"));
+    browser.select("#share-kind", "user").await;
+    browser.fill("#share-name", "rep3").await;
+    browser.select("#share-access", "read").await;
+    browser.follow("#share").await;
+    assert!(browser.text(".notice").await.starts_with("Shared"));
+    let shares = browser.all_texts("#shares tbody tr").await;
+    assert!(
+        shares.len() == 1 && shares[0].contains("user rep3") && shares[0].contains("read"),
+        "{shares:?}"
+    );
+    scroll_to(browser, "#sharing").await;
+    browser.screenshot("record-sharing").await;
+    browser.sign_out().await;
+
+    // rep3 now finds it in their own list, and reads it — but may not share it on.
+    browser.sign_in(base, "rep3").await;
+    let ids = listed_ids(browser, base).await;
+    assert!(ids.contains(&1), "the shared customer is in rep3's list");
+    browser.open(base, "/customers").await;
+    let owners = browser.all_texts("#customers td.owner").await;
+    assert!(owners.iter().any(|o| o == "rep1"), "{owners:?}");
+    browser.open(base, "/customers/1").await;
+    assert_eq!(browser.text("#record-name").await, "Acme Trading");
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("#share-form, #team-form, #shares button"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a share opens the record, never the right to share it"
+    );
+    browser.sign_out().await;
+
+    // The API agrees: the same share, and rep3 reads it.
+    let listed = api.get("rep1", "/api/v1/customers/1/shares").await;
+    assert_eq!(
+        listed.body["items"][0]["with"]["user"], "rep3",
+        "{}",
+        listed.text
+    );
+    assert_eq!(api.get("rep3", "/api/v1/customers/1").await.status, 200);
+
+    // rep1 takes it back; rep3's next request no longer finds it.
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers/1").await;
+    browser.follow("#shares tbody tr button").await;
+    assert!(browser.text(".notice").await.starts_with("Taken back"));
+    browser.sign_out().await;
+    assert_eq!(api.get("rep3", "/api/v1/customers/1").await.status, 404);
+}
+
+async fn admin_adds_a_sharing_rule_after_reading_the_what_if(
+    browser: &Browser,
+    api: &Api,
+    base: &str,
+) {
+    browser.sign_in(base, "admin").await;
+    browser.follow("nav a[href='/admin/sharing-rules']").await;
+    assert!(browser.text("#no-rules").await.contains("No sharing rules"));
+    browser.fill("#rule-name", "East to rep4").await;
+    browser.select("#rule-object", "customers").await;
+    browser.select("#rule-with-kind", "user").await;
+    browser.fill("#rule-with-name", "rep4").await;
+    browser.select("#rule-access", "read").await;
+    browser
+        .fill("#rule-condition", r#"{"region": "East"}"#)
+        .await;
+    browser.follow("#preview").await;
+    // The what-if first: rep4 gains read of the East customers of other owners; nothing is
+    // applied yet.
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("rep4 read") && r.contains('+')),
+        "rep4 gains read: {rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| r.starts_with("rep4 ")),
+        "nobody else changes: {rows:?}"
+    );
+    assert!(browser.text("#rule-summary").await.contains("user rep4"));
+    browser.screenshot("sharing-rule-what-if").await;
+    let none = api.get("admin", "/api/v1/sharing-rules").await;
+    assert_eq!(
+        none.body["items"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        none.text
+    );
+    let before = api.all_customers("rep4", 100).await.len();
+
+    browser.follow("#confirm").await;
+    assert!(browser.text("#notice").await.contains("in force"));
+    let names = browser.all_texts("#rules td.name").await;
+    assert_eq!(names, vec!["East to rep4".to_owned()]);
+    browser.screenshot("sharing-rules").await;
+    let rules = api.get("admin", "/api/v1/sharing-rules").await;
+    assert_eq!(
+        rules.body["items"][0]["when"]["region"]["eq"], "East",
+        "{}",
+        rules.text
+    );
+    let after = api.all_customers("rep4", 100).await;
+    assert!(
+        after.len() > before,
+        "rep4 reads more now: {before} → {}",
+        after.len()
+    );
+    assert!(
+        after
+            .iter()
+            .all(|c| c["owner"] == "rep4" || c["region"] == "East"),
+        "what rep4 gained is East"
+    );
+
+    // Deleting shows its what-if too (rep4 would lose them); cancelled here.
+    browser.follow("#rules a.delete").await;
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("rep4 read") && r.contains('−')),
+        "rep4 would lose read: {rows:?}"
+    );
+    browser.sign_out().await;
+}
+
+async fn admin_reads_restriction_and_access_rules(browser: &Browser, base: &str) {
+    browser.sign_in(base, "admin").await;
+    browser
+        .follow("nav a[href='/admin/restriction-rules']")
+        .await;
+    browser.fill("#rule-name", "Support sees active").await;
+    browser.select("#rule-applies", "role").await;
+    browser.fill("#rule-applies-name", "Customer Support").await;
+    browser
+        .fill("#rule-condition", r#"{"status": "active"}"#)
+        .await;
+    browser.screenshot("restriction-rules").await;
+    browser.follow("#preview").await;
+    let rows = browser.all_texts("#whatif tbody tr").await;
+    assert!(
+        !rows.is_empty()
+            && rows
+                .iter()
+                .all(|r| r.starts_with("support ") && !r.contains('+')),
+        "support alone loses, nobody gains: {rows:?}"
+    );
+    browser.screenshot("restriction-what-if").await;
+    // Not applied: the later tests read as support.
+    browser.follow("#confirm-form a").await;
+    assert!(browser
+        .text("#no-rules")
+        .await
+        .contains("No restriction rules"));
+
+    browser.follow("nav a[href='/admin/access-rules']").await;
+    let roles = browser.text("#role-rules").await;
+    assert!(roles.contains("Sales Rep"), "{roles}");
+    browser.select("#target", "user:rep4").await;
+    browser.follow("#target-form button").await;
+    assert_eq!(browser.text("#editing").await, "user rep4");
+    browser.screenshot("access-rules").await;
+    browser.sign_out().await;
+}
+
+async fn admin_views_as_rep1(browser: &Browser, api: &Api, base: &str) {
+    // The nav offers admin pages only to those who hold the permissions.
+    browser.sign_in(base, "rep1").await;
+    let nav = browser.text("#nav-links").await;
+    for page in ["Organisation", "Sharing rules", "Access rules"] {
+        assert!(!nav.contains(page), "rep1's bar has no {page}: {nav}");
+    }
+    browser.sign_out().await;
+
+    browser.sign_in(base, "admin").await;
+    browser.open(base, "/admin/org").await;
+    browser.select("#view-as-user", "rep1").await;
+    browser.follow("#view-as").await;
+    assert_eq!(browser.path().await, "/customers");
+    let banner = browser.text("#view-as-banner").await;
+    assert!(
+        banner.contains("Viewing as rep1") && banner.contains("read only"),
+        "{banner}"
+    );
+    assert_eq!(
+        browser.text("#whoami").await,
+        "admin",
+        "who is at the keyboard"
+    );
+    browser.screenshot("view-as").await;
+    // Exactly rep1's customers, every page.
+    let mut seen = listed_ids(browser, base).await;
+    seen.sort_unstable();
+    let mut rep1s: Vec<i64> = api
+        .all_customers("rep1", 100)
+        .await
+        .iter()
+        .map(harness::id)
+        .collect();
+    rep1s.sort_unstable();
+    assert_eq!(seen, rep1s, "the view shows exactly rep1's customers");
+    let nav = browser.text("#nav-links").await;
+    assert!(!nav.contains("Organisation"), "rep1's bar: {nav}");
+
+    // rep1's record page, as rep1 sees it — but a POST from the view is refused.
+    browser.open(base, "/customers/1").await;
+    assert!(browser.text("#view-as-banner").await.contains("rep1"));
+    let before = api.get("rep1", "/api/v1/customers/1").await;
+    browser.fill("#f-phone", "+1 555 0101").await;
+    browser.follow("#edit-form button[type=submit]").await;
+    assert_eq!(browser.text("h1").await, "Not allowed");
+    assert!(browser.text("#error-message").await.contains("read-only"));
+    assert!(browser.source().await.contains("HTTP 403"));
+    assert!(browser.text("#view-as-banner").await.contains("rep1"));
+    let after = api.get("rep1", "/api/v1/customers/1").await;
+    assert_eq!(
+        before.body["version"], after.body["version"],
+        "nothing written"
+    );
+
+    // Logged as the API's view-as is: under the administrator's name.
+    let log = api
+        .get("auditor", "/api/v1/audit?actor=admin%20(as%20rep1)&limit=5")
+        .await;
+    assert!(
+        log.body["items"].as_array().is_some_and(|i| !i.is_empty()),
+        "{}",
+        log.text
+    );
+    let issued = api
+        .get("auditor", "/api/v1/audit?action=view_as.issue")
+        .await;
+    assert!(issued.text.contains("as rep1"), "{}", issued.text);
+
+    // Exit: the administrator's own eyes again.
+    browser.follow("#exit-view-as").await;
+    assert_eq!(browser.path().await, "/admin/org");
+    assert!(browser
+        .client
+        .find_all(Locator::Css("#view-as-banner"))
+        .await
+        .unwrap()
+        .is_empty());
+    browser.open(base, "/customers").await;
+    let owners = browser.all_texts("#customers td.owner").await;
+    assert!(owners.iter().any(|o| o != "rep1"), "{owners:?}");
     browser.sign_out().await;
 }
 
@@ -1101,4 +1403,266 @@ async fn the_console_over_http() {
         !rep2_now.contains("<td class=\"owner\">rep2</td>"),
         "rep2's revoked role holds from the next request"
     );
+
+    sharing_access_rules_and_view_as_over_http(&http, &api, &admin, &admin_csrf).await;
+}
+
+/// The new forms' refusals are the service's, as pages (never a 500), and what they accept is
+/// what the API then answers.
+async fn sharing_access_rules_and_view_as_over_http(
+    http: &Http,
+    api: &Api,
+    admin: &str,
+    admin_csrf: &str,
+) {
+    let (rep1, csrf) = http.sign_in("rep1").await;
+    let share = |path: &'static str, name: &'static str| {
+        let (rep1, csrf) = (rep1.clone(), csrf.clone());
+        async move {
+            let reply = http
+                .post(
+                    path,
+                    &rep1,
+                    &[
+                        ("csrf", &csrf),
+                        ("kind", "user"),
+                        ("name", name),
+                        ("access", "read"),
+                    ],
+                    &[],
+                )
+                .await;
+            (reply.status(), reply.text().await.unwrap())
+        }
+    };
+    let (status, page) = share("/customers/1/shares", "nobody").await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("no user `nobody`"), "{page}");
+    let (status, _) = share("/customers/2/shares", "rep3").await;
+    assert_eq!(status, 404, "rep2's customer does not exist for rep1");
+    // A team place: by the owner; the API lists it.
+    let team = http
+        .post(
+            "/customers/1/team",
+            &rep1,
+            &[("csrf", &csrf), ("user", "rep4"), ("access", "edit")],
+            &[],
+        )
+        .await;
+    assert_eq!(team.status(), 303);
+    let listed = api.get("rep1", "/api/v1/customers/1/shares").await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "team" && s["with"]["user"] == "rep4"),
+        "{}",
+        listed.text
+    );
+    // rep4, a team member but not the owner's superior, is offered no team form.
+    let (rep4, rep4_csrf) = http.sign_in("rep4").await;
+    let page = http.get("/customers/1", &rep4).await.text().await.unwrap();
+    assert!(!page.contains("id=\"team-form\""), "{page}");
+    let refused = http
+        .post(
+            "/customers/1/team",
+            &rep4,
+            &[("csrf", &rep4_csrf), ("user", "rep3"), ("access", "read")],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("managed by its owner"));
+
+    // View as needs both user and role management: the service's refusal, as a page.
+    let refused = http
+        .post("/view-as", &rep1, &[("csrf", &csrf), ("user", "rep2")], &[])
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("needs manage_users and manage_roles"));
+    // A view-as cookie of someone else's view shows nothing: rep1 stays rep1.
+    let issued = api
+        .post("admin", "/api/v1/access/view-as", json!({"user": "rep3"}))
+        .await;
+    let token = issued.body["token"].as_str().unwrap().to_owned();
+    let page = http
+        .get("/customers", &format!("{rep1}; warden_view_as={token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("view-as-banner"), "{page}");
+    assert!(page.contains("<td class=\"owner\">rep1</td>"));
+    // The administrator's own: a page view through rep3's eyes, and no POST at all.
+    let viewing = format!("{admin}; warden_view_as={token}");
+    let page = http.get("/customers", &viewing).await.text().await.unwrap();
+    assert!(page.contains("id=\"viewing-as\">rep3<"), "{page}");
+    assert!(page.contains("<td class=\"owner\">rep3</td>"));
+    assert!(!page.contains("<td class=\"owner\">rep1</td>"));
+    // Every page is rep3's: the dashboard and approvals render, the admin pages are refused
+    // as they would be to rep3 — the banner stays on each.
+    for (path, status) in [("/", 200), ("/approvals", 200), ("/admin/org", 403)] {
+        let reply = http.get(path, &viewing).await;
+        assert_eq!(reply.status(), status, "{path}");
+        let page = reply.text().await.unwrap();
+        assert!(page.contains("id=\"viewing-as\">rep3<"), "{path}: {page}");
+    }
+    let refused = http
+        .post(
+            "/customers/new",
+            &viewing,
+            &[("csrf", admin_csrf), ("f.name", "Forged Ltd")],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("read-only"));
+    let exit = http
+        .post("/view-as/exit", &viewing, &[("csrf", admin_csrf)], &[])
+        .await;
+    assert_eq!(exit.status(), 303);
+    let after = api
+        .request(Method::GET, "/api/v1/customers", Some(&token), Body::None)
+        .await;
+    assert_eq!(after.status, 401, "leaving the view ends its token");
+    // A cookie left behind (another tab) shows the administrator's own view, and says so.
+    let page = http.get("/customers", &viewing).await.text().await.unwrap();
+    assert!(!page.contains("view-as-banner"), "{page}");
+    assert!(page.contains("id=\"view-as-ended\""), "{page}");
+    assert!(page.contains("id=\"whoami\">admin<"));
+
+    // Access rules: the API's parser names the bad field; a good change is the API's.
+    let save = |ip: &'static str| {
+        let (admin, csrf) = (admin.to_owned(), admin_csrf.to_owned());
+        async move {
+            let reply = http
+                .post(
+                    "/admin/access-rules",
+                    &admin,
+                    &[
+                        ("csrf", &csrf),
+                        ("target", "user:rep4"),
+                        ("ip_allow", ip),
+                        ("time_zone", "UTC"),
+                        ("from", "09:00"),
+                        ("to", "18:00"),
+                    ],
+                    &[],
+                )
+                .await;
+            (reply.status(), reply.text().await.unwrap())
+        }
+    };
+    let (status, page) = save("10.0.0.0/33").await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("ip_allow[0]"), "{page}");
+    let (status, _) = save("127.0.0.1/32").await;
+    assert_eq!(status, 303);
+    let rules = api.get("admin", "/api/v1/users/rep4/access").await;
+    assert_eq!(
+        rules.body["ip_allow"],
+        json!(["127.0.0.1/32"]),
+        "{}",
+        rules.text
+    );
+    let page = http
+        .get("/admin/access-rules?target=user:rep4", admin)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("127.0.0.1/32"), "{page}");
+    let (status, _) = save("").await;
+    assert_eq!(status, 303);
+    // Without manage_roles or manage_users: refused.
+    assert_eq!(http.get("/admin/access-rules", &rep1).await.status(), 403);
+
+    // A sharing rule's condition is the documented JSON form; anything else names `when`.
+    let bad = http
+        .get(
+            "/admin/sharing-rules/new?name=x&object=customers&with_kind=user&with_name=rep4&when=%7Bregion",
+            admin,
+        )
+        .await;
+    assert_eq!(bad.status(), 422);
+    assert!(bad.text().await.unwrap().contains("when"));
+    // Rules are read by manage_roles or view_audit only.
+    assert_eq!(http.get("/admin/sharing-rules", &rep1).await.status(), 403);
+
+    // A restriction rule through the form, then deleted after its own what-if.
+    let created = http
+        .post(
+            "/admin/restriction-rules/new",
+            admin,
+            &[
+                ("csrf", admin_csrf),
+                ("name", "No VIP outside Finance"),
+                ("object", "customers"),
+                ("applies", "except_role"),
+                ("applies_name", "Finance"),
+                ("actions", "read"),
+                ("actions", "update"),
+                ("only", r#"{"not": {"vip": true}}"#),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    let rules = api.get("admin", "/api/v1/restriction-rules").await;
+    let rule = &rules.body["items"][0];
+    assert_eq!(
+        rule["applies_to"]["except_role"], "Finance",
+        "{}",
+        rules.text
+    );
+    assert_eq!(rule["actions"], json!(["read", "update"]), "{}", rules.text);
+    let id = rule["id"].as_i64().unwrap();
+    let preview = http
+        .get(&format!("/admin/restriction-rules/{id}/delete"), admin)
+        .await;
+    assert_eq!(preview.status(), 200);
+    assert!(preview.text().await.unwrap().contains("id=\"whatif\""));
+    let deleted = http
+        .post(
+            &format!("/admin/restriction-rules/{id}/delete"),
+            admin,
+            &[("csrf", admin_csrf)],
+            &[],
+        )
+        .await;
+    assert_eq!(deleted.status(), 303);
+    let rules = api.get("admin", "/api/v1/restriction-rules").await;
+    assert_eq!(rules.body["items"], json!([]), "{}", rules.text);
+    // Only manage_roles changes rules: the auditor reads them but may not add one.
+    let (auditor, auditor_csrf) = http.sign_in("auditor").await;
+    assert_eq!(
+        http.get("/admin/restriction-rules", &auditor)
+            .await
+            .status(),
+        200
+    );
+    let refused = http
+        .post(
+            "/admin/restriction-rules/new",
+            &auditor,
+            &[
+                ("csrf", &auditor_csrf),
+                ("name", "x"),
+                ("object", "customers"),
+                ("applies", "everyone"),
+                ("only", r#"{"status": "active"}"#),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
 }

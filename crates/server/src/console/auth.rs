@@ -4,14 +4,16 @@
 
 use askama::Template;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse};
 use rand::RngCore;
 use warden_service::ServiceError;
 
 use super::{form_value, same_secret, see_other, ConsoleError, Nav, PageResult, Posted};
-use crate::auth::{is_https, session_cookie, ClientAddress, Https, CLEAR_SESSION_COOKIE};
+use crate::auth::{
+    cookie_value, is_https, session_cookie, ClientAddress, Https, CLEAR_SESSION_COOKIE,
+};
 use crate::error::AppError;
 use crate::{now_ms, AppState};
 
@@ -30,17 +32,6 @@ struct LoginPage {
     /// Carried to the second step (the page is never cached: `no-store`).
     password: String,
     error: String,
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
 }
 
 fn login_page(page: LoginPage, status: StatusCode, https: bool) -> PageResult {
@@ -161,19 +152,30 @@ fn capitalised(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `POST /logout`: ends the session at once, everywhere it was used.
-pub(super) async fn logout(State(state): State<AppState>, posted: Posted) -> PageResult {
+/// `POST /logout`: ends the session at once, everywhere it was used, and a view-as view it
+/// opened.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    headers: HeaderMap,
+    posted: Posted,
+) -> PageResult {
+    super::view_as::end(&state, &headers, &posted.console.subject, client).await?;
     state.warden.logout(&posted.console.subject).await?;
     let mut response = see_other("/login");
-    response
-        .headers_mut()
-        .insert(SET_COOKIE, HeaderValue::from_static(CLEAR_SESSION_COOKIE));
+    let headers = response.headers_mut();
+    headers.append(SET_COOKIE, HeaderValue::from_static(CLEAR_SESSION_COOKIE));
+    headers.append(
+        SET_COOKIE,
+        HeaderValue::from_static(super::view_as::CLEAR_VIEW_AS_COOKIE),
+    );
     Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::COOKIE;
 
     #[test]
     fn the_login_csrf_cookie_is_read_among_others() {

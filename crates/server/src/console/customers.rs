@@ -9,7 +9,9 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use warden_policy::schema::{schema, FieldKind, Value};
 use warden_policy::{Action, FieldAccess, ObjectType};
-use warden_service::{ExplainReport, ListQuery, Outcome, RecordInput, RecordView};
+use warden_service::{
+    ExplainReport, ListQuery, Outcome, RecordInput, RecordView, ShareView, SharingRights,
+};
 
 use super::{render, see_other, value_text, Console, Nav, PageResult, Posted};
 use crate::error::AppError;
@@ -70,6 +72,9 @@ pub(super) fn notice(params: &HashMap<String, String>) -> &'static str {
         Some("applied") => "Done: the change is applied.",
         Some("decided") => "Your decision is recorded.",
         Some("withdrawn") => "The request is withdrawn.",
+        Some("shared") => "Shared. It holds from the next request.",
+        Some("team") => "The team member is added.",
+        Some("revoked") => "Taken back. It holds from the next request.",
         _ => "",
     }
 }
@@ -177,6 +182,36 @@ struct RecordPage {
     can_edit: bool,
     can_delete: bool,
     notice: &'static str,
+    shares: Vec<ShareLine>,
+    rights: SharingRights,
+}
+
+/// One share or team place of the record.
+struct ShareLine {
+    id: i64,
+    kind: &'static str,
+    /// e.g. "user rep3".
+    with: String,
+    access: &'static str,
+    created_by: String,
+    created_at: String,
+    /// The service would let the caller take it back.
+    revocable: bool,
+}
+
+fn share_lines(shares: &[ShareView], rights: SharingRights, username: &str) -> Vec<ShareLine> {
+    shares
+        .iter()
+        .map(|s| ShareLine {
+            id: s.id,
+            kind: s.kind.as_str(),
+            with: format!("{} {}", s.principal_kind, s.principal),
+            access: s.access.as_str(),
+            created_by: s.created_by.clone().unwrap_or_default(),
+            created_at: super::when(s.created_at),
+            revocable: rights.may_revoke(s.kind, s.created_by.as_deref() == Some(username)),
+        })
+        .collect()
 }
 
 fn input_type(kind: FieldKind) -> &'static str {
@@ -236,6 +271,15 @@ async fn record_page(
         .warden
         .explain(&console.subject, &console.subject.username, OBJECT, id)
         .await?;
+    // Who may share, manage the team and take back what: the sharing use cases' own rule.
+    let rights = state
+        .warden
+        .sharing_rights(&console.subject, OBJECT, id)
+        .await?;
+    let shares = state
+        .warden
+        .list_shares(&console.subject, OBJECT, id)
+        .await?;
     let mut fields = field_rows(&view, &report);
     if let Some((name, value)) = revealed {
         if let Some(row) = fields.iter_mut().find(|f| f.name == name) {
@@ -261,6 +305,8 @@ async fn record_page(
         can_delete: allowed(&report, Action::Delete),
         fields,
         notice,
+        shares: share_lines(&shares, rights, &console.subject.username),
+        rights,
     })
 }
 

@@ -7,6 +7,7 @@
 //! ([`Posted`]), the security headers of every answer, errors as HTML pages, and the static
 //! assets (one stylesheet, one script; no inline script, so the CSP forbids it outright).
 
+mod access;
 mod approvals;
 pub(crate) mod assets;
 mod audit;
@@ -16,12 +17,15 @@ mod dashboard;
 mod org;
 mod reviews;
 mod roles;
+mod rules;
+mod sharing;
+mod view_as;
 
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,7 +35,7 @@ use subtle::ConstantTimeEq;
 use warden_policy::Permission;
 use warden_service::{ServiceError, Subject};
 
-use crate::auth::{client_address, request_token};
+use crate::auth::{client_address, cookie_value, request_token};
 use crate::error::AppError;
 use crate::{now_ms, AppState};
 
@@ -53,12 +57,39 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route("/customers/{id}/delete", post(customers::delete))
         .route("/customers/{id}/explain", get(customers::explain))
+        .route("/customers/{id}/shares", post(sharing::share))
+        .route("/customers/{id}/team", post(sharing::add_member))
+        .route(
+            "/customers/{id}/shares/{share}/revoke",
+            post(sharing::revoke),
+        )
         .route("/approvals", get(approvals::list))
         .route("/approvals/policies", get(approvals::policies))
         .route("/approvals/{id}", get(approvals::one))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/admin/org", get(org::tree))
         .route("/admin/org/move", get(org::preview).post(org::apply))
+        .route("/admin/sharing-rules", get(rules::sharing_list))
+        .route(
+            "/admin/sharing-rules/new",
+            get(rules::sharing_preview).post(rules::sharing_create),
+        )
+        .route(
+            "/admin/sharing-rules/{id}/delete",
+            get(rules::sharing_delete_preview).post(rules::sharing_delete),
+        )
+        .route("/admin/restriction-rules", get(rules::restriction_list))
+        .route(
+            "/admin/restriction-rules/new",
+            get(rules::restriction_preview).post(rules::restriction_create),
+        )
+        .route(
+            "/admin/restriction-rules/{id}/delete",
+            get(rules::restriction_delete_preview).post(rules::restriction_delete),
+        )
+        .route("/admin/access-rules", get(access::page).post(access::save))
+        .route("/view-as", post(view_as::start))
+        .route("/view-as/exit", post(view_as::exit))
         .route("/admin/roles", get(roles::matrix))
         .route("/admin/roles/{id}", post(roles::apply))
         .route("/admin/roles/{id}/edit", get(roles::edit))
@@ -93,22 +124,17 @@ async fn error_pages_with_nav(
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let token = request_token(&parts.headers);
+    let headers = parts.headers.clone();
+    let path = parts.uri.path().to_owned();
     let client = client_address(&parts, &state.config.trusted_proxies);
     let response = next.run(Request::from_parts(parts, body)).await;
-    let (Some(shown), Some(token)) = (response.extensions().get::<ShownError>().cloned(), token)
-    else {
+    let Some(shown) = response.extensions().get::<ShownError>().cloned() else {
         return response;
     };
-    let Ok(subject) = state.warden.authenticate(&token, client, now_ms()).await else {
+    // Read as a page view: the refusal of a POST made while viewing as someone keeps the
+    // banner that says why.
+    let Ok(console) = Console::of(&state, &headers, &Method::GET, &path, client).await else {
         return response;
-    };
-    if subject.mfa_pending {
-        return response;
-    }
-    let console = Console {
-        csrf: csrf_token(&token),
-        subject,
     };
     let status = response.status();
     let page = ErrorPage {
@@ -165,6 +191,14 @@ pub(crate) struct Nav {
     pub view_audit: bool,
     /// Which entry of the bar is the current page.
     pub current: &'static str,
+    /// The session's own CSRF token, for the forms that leave (sign out, exit a view-as): in
+    /// a view-as view `csrf` is empty, so no other form of the page can be sent.
+    pub session_csrf: String,
+    /// In a view-as view: whose eyes the page is seen through (empty otherwise).
+    pub viewing_as: String,
+    /// A view-as cookie is still there but its view is over (expired, ended, or no longer
+    /// allowed): the page is the caller's own, and says so rather than silently.
+    pub view_ended: bool,
 }
 
 impl Nav {
@@ -175,24 +209,126 @@ impl Nav {
 
 /// The signed-in caller of a console page: the API's [`Subject`], from the session cookie.
 /// A request without a valid session is sent to the login form.
+///
+/// While an administrator views as someone (a view-as token in [`VIEW_AS_COOKIE`], issued to
+/// the administrator signed in by the session), a page is read with the view-as subject:
+/// every decision is the viewed user's and every log entry names the administrator, exactly
+/// as with the API's view-as token. Such a console only reads: its `csrf` is empty and every
+/// POST but the ways out is refused before any use case runs.
 pub(crate) struct Console {
     pub subject: Subject,
     pub csrf: String,
+    session_csrf: String,
+    view_ended: bool,
 }
+
+/// The view-as cookie: the token of a view-as session (`Warden::view_as`) that an
+/// administrator opened from the console. `HttpOnly` and `SameSite=Strict` like the session.
+pub(crate) const VIEW_AS_COOKIE: &str = "warden_view_as";
+
+/// The only POSTs a view-as view accepts: leaving it, and signing out (which leaves it too).
+const VIEW_AS_EXITS: &[&str] = &["/view-as/exit", "/logout"];
 
 impl Console {
     /// The navigation bar, with `current` marked.
     pub fn nav(&self, current: &'static str) -> Nav {
+        let viewer = self.subject.viewer.as_ref();
         Nav {
             signed_in: true,
-            username: self.subject.username.clone(),
+            // The person at the keyboard: in a view-as view, the administrator.
+            username: viewer.map_or_else(|| self.subject.username.clone(), |v| v.username.clone()),
             csrf: self.csrf.clone(),
             manage_users: self.subject.can(Permission::ManageUsers),
             manage_roles: self.subject.can(Permission::ManageRoles),
             view_audit: self.subject.can(Permission::ViewAudit),
             current,
+            session_csrf: self.session_csrf.clone(),
+            viewing_as: if viewer.is_some() {
+                self.subject.username.clone()
+            } else {
+                String::new()
+            },
+            view_ended: self.view_ended,
         }
     }
+
+    /// The caller of a request: the session's subject, or — for a page view with a live
+    /// view-as cookie issued to the session's user — the view-as subject.
+    async fn of(
+        state: &AppState,
+        headers: &HeaderMap,
+        method: &Method,
+        path: &str,
+        client: std::net::IpAddr,
+    ) -> Result<Console, ConsoleError> {
+        let token = request_token(headers).ok_or(ServiceError::Unauthenticated)?;
+        let now = now_ms();
+        let subject = state.warden.authenticate(&token, client, now).await?;
+        if subject.mfa_pending {
+            return Err(ServiceError::MfaRequired { enrolled: false }.into());
+        }
+        // A view-as token in the session cookie itself: the console's forms change things, and
+        // a view-as token is for reading; views go through the view-as cookie below.
+        if subject.viewer.is_some() {
+            return Err(ServiceError::Unauthenticated.into());
+        }
+        let session_csrf = csrf_token(&token);
+        let cookie = cookie_value(headers, VIEW_AS_COOKIE);
+        let view = match &cookie {
+            Some(view_token) => view_of(state, view_token, &subject, client, now).await,
+            None => None,
+        };
+        let Some(view) = view else {
+            return Ok(Console {
+                subject,
+                csrf: session_csrf.clone(),
+                session_csrf,
+                view_ended: cookie.is_some(),
+            });
+        };
+        if matches!(*method, Method::GET | Method::HEAD) {
+            return Ok(Console {
+                subject: view,
+                csrf: String::new(),
+                session_csrf,
+                view_ended: false,
+            });
+        }
+        if VIEW_AS_EXITS.contains(&path) {
+            return Ok(Console {
+                subject,
+                csrf: session_csrf.clone(),
+                session_csrf,
+                view_ended: false,
+            });
+        }
+        // INVARIANT: a view-as view only reads, as the API's view-as token: refused here,
+        // before any form is read or any use case runs.
+        Err(ServiceError::Forbidden(format!(
+            "You are viewing as {}: this view is read-only and cannot change anything. Exit the view (the banner at the top) to act as yourself.",
+            view.username
+        ))
+        .into())
+    }
+}
+
+/// The view-as subject of a view-as token, when it is alive and was issued to the user of
+/// `session` (a cookie of someone else's view shows nothing); `None` otherwise: the caller's
+/// own view, without the banner.
+pub(crate) async fn view_of(
+    state: &AppState,
+    view_token: &str,
+    session: &Subject,
+    client: std::net::IpAddr,
+    now: i64,
+) -> Option<Subject> {
+    let view = state
+        .warden
+        .authenticate(view_token, client, now)
+        .await
+        .ok()?;
+    let issued_here = view.viewer.as_ref().is_some_and(|v| v.user == session.user);
+    issued_here.then_some(view)
 }
 
 /// The CSRF token of a session: HMAC-SHA256 keyed by the session's token. The session token
@@ -219,20 +355,15 @@ impl FromRequestParts<AppState> for Console {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = request_token(&parts.headers).ok_or(ServiceError::Unauthenticated)?;
         let client = client_address(parts, &state.config.trusted_proxies);
-        let subject = state.warden.authenticate(&token, client, now_ms()).await?;
-        if subject.mfa_pending {
-            return Err(ServiceError::MfaRequired { enrolled: false }.into());
-        }
-        // View-as tokens are for the read-only API; the console's forms change things.
-        if subject.viewer.is_some() {
-            return Err(ServiceError::Unauthenticated.into());
-        }
-        Ok(Console {
-            csrf: csrf_token(&token),
-            subject,
-        })
+        Console::of(
+            state,
+            &parts.headers,
+            &parts.method,
+            parts.uri.path(),
+            client,
+        )
+        .await
     }
 }
 
