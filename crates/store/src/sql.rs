@@ -182,11 +182,52 @@ impl SqlBuilder {
 
     /// `alias.id IN (the records shared with the user, one of their units or roles)`.
     fn push_shared_with(&mut self, alias: &str, with: &SharedWith, backend: Backend) -> &mut Self {
-        self.push(&format!(
-            "{alias}.id IN (SELECT s.record_id FROM record_shares s WHERE s.object = '{}' AND ",
-            with.object.as_str()
-        ));
-        self.push_shared_with_principals(with, backend).push(")")
+        self.push(&format!("{alias}.id IN ("));
+        self.push_shared_record_ids(std::slice::from_ref(with), backend)
+            .push(")")
+    }
+
+    /// The ids of the records shared with any of `withs`' principals (with enough access):
+    /// one indexed search per kind of principal, `UNION ALL`ed, so that the share index's
+    /// (object, kind, id) prefix drives each (an `OR` of kinds read every share of the object).
+    pub(crate) fn push_shared_record_ids(
+        &mut self,
+        withs: &[SharedWith],
+        backend: Backend,
+    ) -> &mut Self {
+        let mut first = true;
+        for with in withs {
+            let units: Vec<i64> = with.units.iter().map(|u| u.0).collect();
+            let roles: Vec<i64> = with.roles.iter().map(|r| r.0).collect();
+            let kinds: [(&str, &[i64]); 3] = [
+                ("user", std::slice::from_ref(&with.user.0)),
+                ("unit", &units),
+                ("role", &roles),
+            ];
+            for (kind, ids) in kinds {
+                if ids.is_empty() {
+                    continue;
+                }
+                if !first {
+                    self.push(" UNION ALL ");
+                }
+                first = false;
+                self.push(&format!(
+                    "SELECT s.record_id FROM record_shares s WHERE s.object = '{}' AND \
+                     s.principal_kind = '{kind}' AND ",
+                    with.object.as_str()
+                ));
+                self.push_in("s.principal_id", ids, backend);
+                if with.access == ShareAccess::Edit {
+                    self.push(" AND s.access = 'edit'");
+                }
+            }
+        }
+        if first {
+            // No principal: a set that holds no record id.
+            self.push("SELECT s.record_id FROM record_shares s WHERE 1 = 0");
+        }
+        self
     }
 
     /// The test on a `record_shares s` row: enough access, and one of the user's principals.

@@ -80,20 +80,9 @@ impl Store {
         sql.push(", ");
         difference(&mut sql, (&c.was, &c.is), (&c.was_by_class, &c.is_by_class));
         // One subquery over the share index for every principal, so that the shares drive.
-        sql.push(
-            " FROM customers r WHERE r.id IN (SELECT s.record_id FROM record_shares s \
-             WHERE s.object = 'customers' AND (",
-        );
-        for (i, with) in c.reach.iter().enumerate() {
-            if i > 0 {
-                sql.push(" OR ");
-            }
-            sql.push_shared_with_principals(with, backend);
-        }
-        if c.reach.is_empty() {
-            sql.push("1 = 0");
-        }
-        sql.push("))");
+        sql.push(" FROM customers r WHERE r.id IN (");
+        sql.push_shared_record_ids(&c.reach, backend);
+        sql.push(")");
         let row = sql.query().fetch_one(&self.pool).await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
