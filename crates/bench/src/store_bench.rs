@@ -585,17 +585,10 @@ async fn measure_persona(
         .snapshot
         .filter(user, Action::Read, ObjectType::Customers, subject.now);
     let visible = store.count_customers(&filter.filter).await?;
-    let by_place = match &filter.filter {
-        Filter::Any(conditions) => Filter::Any(
-            conditions
-                .iter()
-                .filter(|c| !matches!(c, Condition::SharedWith(_)))
-                .cloned()
-                .collect(),
-        ),
-        Filter::All => Filter::All,
-    };
-    let through_shares = visible - store.count_customers(&by_place).await?;
+    let through_shares = visible
+        - store
+            .count_customers(&filter.filter.without_shares())
+            .await?;
     let plan = store.list_plan(&filter, PAGE).await?;
     let query_plan = if plan == ListPlan::Empty {
         String::new()

@@ -80,6 +80,20 @@ impl Filter {
         }
     }
 
+    /// The predicate without its share conditions (owners, units and rule conditions only).
+    pub fn without_shares(&self) -> Filter {
+        match self {
+            Filter::All => Filter::All,
+            Filter::Any(conditions) => Filter::Any(
+                conditions
+                    .iter()
+                    .filter(|c| !matches!(c, Condition::SharedWith(_)))
+                    .cloned()
+                    .collect(),
+            ),
+        }
+    }
+
     /// Whether only owner and unit conditions appear (what the planner's statistics and the
     /// what-if cells can count exactly).
     pub fn is_hierarchical(&self) -> bool {

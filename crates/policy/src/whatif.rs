@@ -631,18 +631,8 @@ fn has_shares(filter: &RecordFilter) -> bool {
 }
 
 fn without_shares(filter: &RecordFilter) -> RecordFilter {
-    let filter_without = match &filter.filter {
-        Filter::All => Filter::All,
-        Filter::Any(conditions) => Filter::Any(
-            conditions
-                .iter()
-                .filter(|c| !matches!(c, Condition::SharedWith(_)))
-                .cloned()
-                .collect(),
-        ),
-    };
     RecordFilter {
-        filter: filter_without,
+        filter: filter.filter.without_shares(),
         ..filter.clone()
     }
 }

@@ -34,14 +34,7 @@ pub(crate) fn request_token(headers: &HeaderMap) -> Option<String> {
         return (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty())
             .then(|| token.to_owned());
     }
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
+    cookie_value(headers, SESSION_COOKIE)
 }
 
 /// The value of the cookie `name` among a request's cookies.
