@@ -46,6 +46,10 @@ pub struct PersonaFigures {
     pub p99_ms: f64,
     /// How many of `visible` only a share or team place opens to the persona.
     pub through_shares: i64,
+    /// The same first page from the store alone (`Store::list_records` with the persona's
+    /// filter: no service, no access-log commit), p50 in ms — what the permission filter
+    /// itself costs, next to [`StoreFigures::list_page_unfiltered_ms_p50`].
+    pub store_ms_p50: f64,
 }
 
 /// One kind of what-if, timed on the seeded world (`Warden::what_if`, as the API calls it).
@@ -137,10 +141,17 @@ impl StoreFigures {
         (!pages.is_empty()).then(|| pages.iter().all(|p| *p < LIST_TARGET_MS))
     }
 
-    /// Whether every persona's p50 is at most 3× the unfiltered page.
+    /// Whether every persona's filtered page is at most 3× the unfiltered page, both read
+    /// from the store alone: the service's page adds the same access-log commit to both, which
+    /// is not the filter's cost (and is under the 5 ms target with it).
     pub fn lists_within_factor(&self) -> Option<bool> {
         let base = self.list_page_unfiltered_ms_p50?;
-        let pages = self.list_page_ms_p50.all();
+        let pages: Vec<f64> = self
+            .personas
+            .iter()
+            .flatten()
+            .map(|p| p.store_ms_p50)
+            .collect();
         (!pages.is_empty()).then(|| pages.iter().all(|p| *p <= LIST_FACTOR_TARGET * base))
     }
 }
@@ -336,6 +347,7 @@ impl Report<'_> {
             "list_query_plan": persona(&|p| json!(p.query_plan)),
             "list_page_ms_p99": persona(&|p| json!(p.p99_ms)),
             "list_through_shares": persona(&|p| json!(p.through_shares)),
+            "list_page_store_ms_p50": persona(&|p| json!(p.store_ms_p50)),
             "seed_shares_s": s.seed_shares_s,
             "whatif_ms": s
                 .whatif
@@ -509,8 +521,14 @@ impl Report<'_> {
         for (i, name) in PERSONAS.iter().enumerate() {
             let detail = s.personas[i].as_ref().map_or_else(String::new, |p| {
                 format!(
-                    " p99 {:.2} ms; {} sees {} ({} through shares; {} below), {}",
-                    p.p99_ms, p.username, p.visible, p.through_shares, p.people_below, p.plan
+                    " p99 {:.2} ms, store alone {:.2} ms; {} sees {} ({} through shares; {} below), {}",
+                    p.p99_ms,
+                    p.store_ms_p50,
+                    p.username,
+                    p.visible,
+                    p.through_shares,
+                    p.people_below,
+                    p.plan
                 )
             });
             line(format!(

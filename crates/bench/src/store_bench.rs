@@ -636,6 +636,24 @@ async fn measure_persona(
     }
     times.sort_by(f64::total_cmp);
     let p50 = round(percentile(&times, 50.0), 3);
+    let mut store_times = Vec::with_capacity(repetitions);
+    for i in 0..repetitions + 3 {
+        let started = Instant::now();
+        let page = store
+            .list_records(ObjectType::Customers, &filter, None, PAGE)
+            .await?;
+        let elapsed = started.elapsed();
+        ensure!(
+            page.items.len() == (visible as usize).min(PAGE as usize),
+            "{}: the store's first page has {} items",
+            subject.username,
+            page.items.len()
+        );
+        if i >= 3 {
+            store_times.push(ms(elapsed));
+        }
+    }
+    store_times.sort_by(f64::total_cmp);
     Ok((
         p50,
         PersonaFigures {
@@ -646,6 +664,7 @@ async fn measure_persona(
             query_plan,
             p99_ms: round(percentile(&times, 99.0), 3),
             through_shares,
+            store_ms_p50: round(percentile(&store_times, 50.0), 3),
         },
     ))
 }

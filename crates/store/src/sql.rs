@@ -183,16 +183,15 @@ impl SqlBuilder {
     /// `alias.id IN (the records shared with the user, one of their units or roles)`.
     fn push_shared_with(&mut self, alias: &str, with: &SharedWith, backend: Backend) -> &mut Self {
         self.push(&format!("{alias}.id IN ("));
-        self.push_shared_record_ids(std::slice::from_ref(with), backend)
-            .push(")")
+        self.push_shared_record_ids([with], backend).push(")")
     }
 
     /// The ids of the records shared with any of `withs`' principals (with enough access):
     /// one indexed search per kind of principal, `UNION ALL`ed, so that the share index's
     /// (object, kind, id) prefix drives each (an `OR` of kinds read every share of the object).
-    pub(crate) fn push_shared_record_ids(
+    pub(crate) fn push_shared_record_ids<'w>(
         &mut self,
-        withs: &[SharedWith],
+        withs: impl IntoIterator<Item = &'w SharedWith>,
         backend: Backend,
     ) -> &mut Self {
         let mut first = true;
