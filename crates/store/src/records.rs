@@ -433,7 +433,7 @@ fn id_places<'a>(object: &ObjectSchema, filter: &'a RecordFilter) -> Option<IdPl
 }
 
 /// `r.id IN (the page's ids)`, the ids taken from the covering owner and unit indexes and the
-/// share index alone, `UNION`ed (which also drops a record reached twice), sorted and cut to
+/// share index alone, `UNION`ed and made distinct (a record reached twice counts once), sorted and cut to
 /// the page; no customer row is read before the page's own 51. An `OR` of the same terms made
 /// SQLite look up every visible row to test it, twice the time for a rep with shares.
 ///
@@ -448,7 +448,9 @@ fn push_visible_ids(
     limit: u32,
     backend: Backend,
 ) {
-    sql.push("r.id IN (SELECT id FROM (");
+    // DISTINCT: a record shared through two principals comes twice out of the share branch's
+    // UNION ALL, and would take two of the page's places.
+    sql.push("r.id IN (SELECT DISTINCT id FROM (");
     let mut first = true;
     let mut branch = |sql: &mut SqlBuilder, column: &str, ids: &[i64]| {
         if ids.is_empty() {
@@ -861,28 +863,54 @@ async fn adjust_customer_count(tx: &mut Tx, owner: UserId, unit: UnitId, delta: 
 impl Tx {
     /// `n` new ids for `object`'s table, in increasing order.
     async fn allocate_ids(&mut self, object: &'static ObjectSchema, n: usize) -> Result<Vec<i64>> {
+        self.allocate_ids_in(object.table, n).await
+    }
+
+    /// One new id for `table` ([`Tx::allocate_ids_in`]).
+    pub(crate) async fn allocate_id_in(&mut self, table: &'static str) -> Result<i64> {
+        let ids = self.allocate_ids_in(table, 1).await?;
+        ids.first().copied().ok_or(StoreError::Corrupt {
+            table,
+            column: "id",
+            message: "no id was allocated".into(),
+        })
+    }
+
+    /// `n` new ids for `table` (a name from the code, never from input), in increasing order;
+    /// never an id the table has given before, even to a row since deleted.
+    pub(crate) async fn allocate_ids_in(
+        &mut self,
+        table: &'static str,
+        n: usize,
+    ) -> Result<Vec<i64>> {
         if n == 0 {
             return Ok(Vec::new());
         }
         let count = i64::try_from(n).map_err(|_| StoreError::Corrupt {
-            table: object.table,
+            table,
             column: "id",
             message: "too many records at once".into(),
         })?;
         match self.backend() {
             Backend::Sqlite => {
-                let largest: i64 = sqlx::query_scalar(&format!(
-                    "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {}",
-                    object.table
+                // The mark, or the largest id present if higher (rows written before the mark
+                // existed, or by a restore): MAX(id) on the rowid is one b-tree descent.
+                let last: i64 = sqlx::query_scalar(&format!(
+                    "INSERT INTO id_high_water (tbl, last_id) \
+                     VALUES ($1, (SELECT COALESCE(MAX(id), 0) FROM {table}) + $2) \
+                     ON CONFLICT (tbl) DO UPDATE SET last_id = \
+                     MAX(id_high_water.last_id, (SELECT COALESCE(MAX(id), 0) FROM {table})) + $2 \
+                     RETURNING CAST(last_id AS BIGINT)"
                 ))
+                .bind(table)
+                .bind(count)
                 .fetch_one(&mut *self.tx)
                 .await?;
-                let first = largest.checked_add(1);
-                let last = largest.checked_add(count);
-                match (first, last) {
-                    (Some(first), Some(last)) => Ok((first..=last).collect()),
-                    _ => Err(StoreError::Corrupt {
-                        table: object.table,
+                let first = last.checked_sub(count - 1).filter(|first| *first > 0);
+                match first {
+                    Some(first) => Ok((first..=last).collect()),
+                    None => Err(StoreError::Corrupt {
+                        table,
                         column: "id",
                         message: "no id is left".into(),
                     }),
@@ -890,9 +918,8 @@ impl Tx {
             }
             Backend::Postgres => {
                 let mut ids: Vec<i64> = sqlx::query_scalar(&format!(
-                    "SELECT nextval(pg_get_serial_sequence('{}', 'id')) \
-                     FROM generate_series(1, CAST($1 AS BIGINT))",
-                    object.table
+                    "SELECT nextval(pg_get_serial_sequence('{table}', 'id')) \
+                     FROM generate_series(1, CAST($1 AS BIGINT))"
                 ))
                 .bind(count)
                 .fetch_all(&mut *self.tx)

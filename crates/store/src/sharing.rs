@@ -287,10 +287,13 @@ impl Tx {
         if let Some(id) = existing {
             return Ok(id);
         }
+        let id = self.allocate_id_in("record_shares").await?;
         Ok(sqlx::query_scalar(
-            "INSERT INTO record_shares (object, record_id, kind, principal_kind, principal_id, \
-             access, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            "INSERT INTO record_shares (id, object, record_id, kind, principal_kind, \
+             principal_id, access, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         )
+        .bind(id)
         .bind(object.as_str())
         .bind(record_id)
         .bind(share.kind.as_str())
@@ -311,14 +314,17 @@ impl Tx {
         now: Timestamp,
     ) -> Result<()> {
         for chunk in shares.chunks(1_000) {
+            let ids = self.allocate_ids_in("record_shares", chunk.len()).await?;
             let mut sql = crate::sql::SqlBuilder::positional(
-                "INSERT INTO record_shares (object, record_id, kind, principal_kind, \
+                "INSERT INTO record_shares (id, object, record_id, kind, principal_kind, \
                  principal_id, access, created_at) VALUES ",
                 self.backend(),
             );
-            for (i, (record, share)) in chunk.iter().enumerate() {
+            for (i, ((record, share), id)) in chunk.iter().zip(ids).enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
-                sql.bind(crate::sql::Param::Text(Some(object.as_str().to_owned())))
+                sql.bind_int(id)
+                    .push(", ")
+                    .bind(crate::sql::Param::Text(Some(object.as_str().to_owned())))
                     .push(", ")
                     .bind_int(*record)
                     .push(", ")

@@ -620,6 +620,46 @@ fn sql_filter_returns_exactly_what_check_allows() {
     }
 }
 
+/// Found by the property above (shrunk): a user who may update only what is shared with them
+/// for editing, one customer shared with both of their units, another with one. The share
+/// branch of the enumerated page brought the first customer twice, so a page of one held it
+/// alone and said there was no next page.
+#[test]
+fn a_record_shared_twice_takes_one_place_on_a_page() {
+    let rt = runtime();
+    let dbs = rt.block_on(databases("a_record_shared_twice_takes_one_place_on_a_page"));
+    let world = World {
+        unit_parents: vec![None, Some(0)],
+        users: vec![(None, 1, vec![0, 2]), (Some(0), 1, vec![]), (Some(1), 1, vec![1])],
+        roles: vec![
+            vec![],
+            vec![],
+            vec![(Action::Read, Scope::All), (Action::Read, Scope::Own)],
+        ],
+        customers: vec![(1, 1), (0, 1), (0, 1), (2, 0), (2, 1), (1, 0), (2, 0)],
+        contacts: vec![],
+        extras: Extras {
+            // Customer 2 shared for editing with unit 0 (team) and unit 1 (share); customer 5
+            // with unit 0; customer 0 with user 2.
+            shares: vec![
+                (true, 2, 1, 0, true, true),
+                (true, 2, 1, 1, true, false),
+                (true, 5, 1, 0, true, true),
+                (true, 0, 0, 2, true, true),
+            ],
+            ..Extras::default()
+        },
+    };
+    for (name, store, _dir) in &dbs {
+        rt.block_on(async {
+            reset(store).await;
+            let users = write_world(store, &world).await;
+            assert_filter_equals_check(name, store, &users).await
+        })
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
 #[test]
 fn a_move_rewrites_no_record_and_changes_the_filter_at_once() {
     let rt = runtime();
