@@ -841,13 +841,13 @@ async fn admin_adds_an_approval_policy_and_a_reps_change_waits(
             Body::None,
         )
         .await;
-    assert_ne!(before.body["status"], "inactive", "{}", before.text);
+    assert_ne!(before.body["status"], "prospect", "{}", before.text);
 
     browser.sign_in(base, "admin").await;
     browser.open(base, "/approvals").await;
     browser.follow("#policies-link").await;
     browser.follow("#new-policy").await;
-    let name = "Reps deactivating a customer need their superior";
+    let name = "Reps turning a customer into a prospect need their superior";
     browser.fill("#p-name", name).await;
     browser.select("#p-object", "customers").await;
     browser.fill("#p-fields", "status").await;
@@ -871,7 +871,7 @@ async fn admin_adds_an_approval_policy_and_a_reps_change_waits(
         .unwrap();
     assert_eq!(kept.as_deref(), Some(name));
     browser
-        .fill("#p-condition", r#"{"status": "inactive"}"#)
+        .fill("#p-condition", r#"{"status": "prospect"}"#)
         .await;
     browser.screenshot("approval-policy-form").await;
     browser.follow("#save-policy").await;
@@ -900,14 +900,15 @@ async fn admin_adds_an_approval_policy_and_a_reps_change_waits(
         .find(|p| p["name"] == name)
         .unwrap_or_else(|| panic!("the API lists the policy: {}", listed.text))
         .clone();
-    assert_eq!(policy["when"], json!({"status": "inactive"}));
+    assert_eq!(policy["when"], json!({"status": {"eq": "prospect"}}));
     assert_eq!(policy["requesters"], json!({"role": "Sales Rep"}));
     browser.sign_out().await;
 
-    // rep1 deactivates their customer through the record's form: it waits for supervisor1.
+    // rep1 turns their customer back into a prospect through the record's form: it waits
+    // for supervisor1.
     browser.sign_in(base, "rep1").await;
     browser.open(base, "/customers/1").await;
-    browser.select("#f-status", "inactive").await;
+    browser.select("#f-status", "prospect").await;
     browser.follow("#edit-form button[type=submit]").await;
     assert!(
         browser.path().await.starts_with("/approvals/"),
@@ -948,14 +949,14 @@ async fn admin_adds_an_approval_policy_and_a_reps_change_waits(
         Some("Sales Rep"),
         "the form shows the policy"
     );
-    browser.fill("#p-name", "Deactivations wait").await;
+    browser.fill("#p-name", "Back to prospect waits").await;
     browser.follow("#save-policy").await;
     assert_eq!(browser.path().await, "/approvals/policies?notice=saved");
-    assert!(browser.text(&row).await.contains("Deactivations wait"));
+    assert!(browser.text(&row).await.contains("Back to prospect waits"));
     browser.click(&format!("{row} button.delete")).await;
     browser.client.accept_alert().await.unwrap();
     assert!(browser.text("#notice").await.contains("deleted"));
-    assert!(!browser.source().await.contains("Deactivations wait"));
+    assert!(!browser.source().await.contains("Back to prospect waits"));
     browser.sign_out().await;
 }
 
