@@ -953,6 +953,69 @@ async fn admin_adds_an_approval_policy_and_a_reps_change_waits(
     browser.follow("#save-policy").await;
     assert_eq!(browser.path().await, "/approvals/policies?notice=saved");
     assert!(browser.text(&row).await.contains("Back to prospect waits"));
+    // Under four eyes the form's change becomes a request for a second administrator.
+    let admin =
+        |method: Method, path: &'static str, user: &'static str, body: serde_json::Value| {
+            api.request(method, path, Some(api.token(user)), Body::Json(body))
+        };
+    let on = admin(
+        Method::PUT,
+        "/api/v1/settings/four-eyes",
+        "admin",
+        json!({"on": true}),
+    )
+    .await;
+    assert_eq!(on.status, 200, "{}", on.text);
+    browser.open(base, "/approvals/policies").await;
+    browser.text("#four-eyes").await;
+    browser.follow(&format!("{row} a.edit")).await;
+    browser.fill("#p-expires", "48").await;
+    browser.follow("#save-policy").await;
+    let held = browser.path().await;
+    assert!(held.ends_with("?notice=held"), "{held}");
+    assert_eq!(browser.text("#request-state").await, "pending");
+    let id = held
+        .trim_start_matches("/approvals/")
+        .trim_end_matches("?notice=held")
+        .to_owned();
+    let policies = || {
+        api.request(
+            Method::GET,
+            "/api/v1/approval-policies",
+            Some(api.token("admin")),
+            Body::None,
+        )
+    };
+    let expiry = |listed: &serde_json::Value| {
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == policy["id"])
+            .map(|p| p["expires_after_hours"].clone())
+    };
+    assert_eq!(expiry(&policies().await.body), Some(json!(null)), "waits");
+    let approve = |id: String| async move {
+        let path = format!("/api/v1/approvals/{id}/approve");
+        let done = api
+            .request(Method::POST, &path, Some(api.token("admin2")), Body::None)
+            .await;
+        assert_eq!(done.status, 200, "{}", done.text);
+    };
+    approve(id).await;
+    assert_eq!(expiry(&policies().await.body), Some(json!(48)), "applied");
+    let off = admin(
+        Method::PUT,
+        "/api/v1/settings/four-eyes",
+        "admin",
+        json!({"on": false}),
+    )
+    .await;
+    assert_eq!(off.status, 202, "{}", off.text);
+    approve(off.body["approval"]["id"].to_string()).await;
+    browser.open(base, "/approvals/policies").await;
+    browser.text("#policies").await;
+    assert!(!browser.source().await.contains("id=\"four-eyes\""));
     browser.click(&format!("{row} button.delete")).await;
     browser.client.accept_alert().await.unwrap();
     assert!(browser.text("#notice").await.contains("deleted"));
