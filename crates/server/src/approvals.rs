@@ -253,7 +253,7 @@ pub struct PolicyBody {
     pub version: Option<i64>,
 }
 
-fn policy_input(body: PolicyBody) -> ApiResult<(ApprovalPolicyInput, Option<i64>)> {
+pub(crate) fn policy_input(body: PolicyBody) -> ApiResult<(ApprovalPolicyInput, Option<i64>)> {
     let object =
         ObjectType::parse(&body.object).map_err(|e| AppError::invalid("object", e.to_string()))?;
     let operations = body

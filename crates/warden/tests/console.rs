@@ -263,6 +263,9 @@ async fn the_console_in_a_browser() {
     admin_reads_restriction_and_access_rules(&browser, base).await;
     admin_views_as_rep1(&browser, &api, base).await;
     the_auditor_reads_the_access_log(&browser, base).await;
+    admin_adds_an_approval_policy_and_a_reps_change_waits(&browser, &api, base).await;
+    admin_hides_a_field_from_support_through_the_grid(&browser, &api, base).await;
+    the_console_speaks_chinese(&browser, base).await;
     on_a_phone(&browser, base).await;
 
     browser.client.close().await.unwrap();
@@ -820,6 +823,294 @@ async fn the_auditor_reads_the_access_log(browser: &Browser, base: &str) {
         .unwrap_or_default();
     assert_eq!(export, "/api/v1/audit?format=csv&actor=supervisor1");
     browser.screenshot("access-log").await;
+    browser.sign_out().await;
+}
+
+/// An approval policy made through the console's form (the service checks it, and a mistake
+/// comes back on the form) holds a rep's next change; then it is edited and deleted there.
+async fn admin_adds_an_approval_policy_and_a_reps_change_waits(
+    browser: &Browser,
+    api: &Api,
+    base: &str,
+) {
+    let before = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_ne!(before.body["status"], "prospect", "{}", before.text);
+
+    browser.sign_in(base, "admin").await;
+    browser.open(base, "/approvals").await;
+    browser.follow("#policies-link").await;
+    browser.follow("#new-policy").await;
+    let name = "Reps turning a customer into a prospect need their superior";
+    browser.fill("#p-name", name).await;
+    browser.select("#p-object", "customers").await;
+    browser.fill("#p-fields", "status").await;
+    browser.select("#p-req-kind", "role").await;
+    browser.fill("#p-req-name", "Sales Rep").await;
+    browser.select("#p-appr-kind", "superior").await;
+    browser.fill("#p-appr-value", "1").await;
+    // A condition on a field customers do not have: refused by the service, shown on the form
+    // with what was typed kept.
+    browser.fill("#p-condition", r#"{"colour": "red"}"#).await;
+    browser.follow("#save-policy").await;
+    let error = browser.text("#form-error").await;
+    assert!(error.contains("colour"), "{error}");
+    let kept = browser
+        .client
+        .find(Locator::Css("#p-name"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some(name));
+    browser
+        .fill("#p-condition", r#"{"status": "prospect"}"#)
+        .await;
+    browser.screenshot("approval-policy-form").await;
+    browser.follow("#save-policy").await;
+    assert_eq!(
+        browser.path().await,
+        "/approvals/policies?notice=created",
+        "{}",
+        browser.source().await
+    );
+    let table = browser.text("#policies").await;
+    assert!(table.contains(name), "{table}");
+    assert!(table.contains("role Sales Rep"), "{table}");
+    browser.screenshot("approval-policies").await;
+    let listed = api
+        .request(
+            Method::GET,
+            "/api/v1/approval-policies",
+            Some(api.token("admin")),
+            Body::None,
+        )
+        .await;
+    let policy = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("the API lists the policy: {}", listed.text))
+        .clone();
+    assert_eq!(policy["when"], json!({"status": {"eq": "prospect"}}));
+    assert_eq!(policy["requesters"], json!({"role": "Sales Rep"}));
+    browser.sign_out().await;
+
+    // rep1 turns their customer back into a prospect through the record's form: it waits
+    // for supervisor1.
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers/1").await;
+    browser.select("#f-status", "prospect").await;
+    browser.follow("#edit-form button[type=submit]").await;
+    assert!(
+        browser.path().await.starts_with("/approvals/"),
+        "{}",
+        browser.path().await
+    );
+    assert!(browser.text("#notice").await.contains("waits for approval"));
+    assert_eq!(browser.text("#request-state").await, "pending");
+    let steps = browser.source().await;
+    assert!(steps.contains(name), "the request names the new policy");
+    let after = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("rep1")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(after.body["status"], before.body["status"], "not applied");
+    browser.follow("#withdraw").await;
+    browser.sign_out().await;
+
+    // The administrator renames the policy through the same form, then deletes it.
+    browser.sign_in(base, "admin").await;
+    browser.open(base, "/approvals/policies").await;
+    let row = format!("#policies tr[data-id='{}']", policy["id"]);
+    browser.follow(&format!("{row} a.edit")).await;
+    let requesters = browser
+        .client
+        .find(Locator::Css("#p-req-name"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        requesters.as_deref(),
+        Some("Sales Rep"),
+        "the form shows the policy"
+    );
+    browser.fill("#p-name", "Back to prospect waits").await;
+    browser.follow("#save-policy").await;
+    assert_eq!(browser.path().await, "/approvals/policies?notice=saved");
+    assert!(browser.text(&row).await.contains("Back to prospect waits"));
+    // Under four eyes the form's change becomes a request for a second administrator.
+    let admin =
+        |method: Method, path: &'static str, user: &'static str, body: serde_json::Value| {
+            api.request(method, path, Some(api.token(user)), Body::Json(body))
+        };
+    let on = admin(
+        Method::PUT,
+        "/api/v1/settings/four-eyes",
+        "admin",
+        json!({"on": true}),
+    )
+    .await;
+    assert_eq!(on.status, 200, "{}", on.text);
+    browser.open(base, "/approvals/policies").await;
+    browser.text("#four-eyes").await;
+    browser.follow(&format!("{row} a.edit")).await;
+    browser.fill("#p-expires", "48").await;
+    browser.follow("#save-policy").await;
+    let held = browser.path().await;
+    assert!(held.ends_with("?notice=held"), "{held}");
+    assert_eq!(browser.text("#request-state").await, "pending");
+    let id = held
+        .trim_start_matches("/approvals/")
+        .trim_end_matches("?notice=held")
+        .to_owned();
+    let policies = || {
+        api.request(
+            Method::GET,
+            "/api/v1/approval-policies",
+            Some(api.token("admin")),
+            Body::None,
+        )
+    };
+    let expiry = |listed: &serde_json::Value| {
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == policy["id"])
+            .map(|p| p["expires_after_hours"].clone())
+    };
+    assert_eq!(expiry(&policies().await.body), Some(json!(null)), "waits");
+    let approve = |id: String| async move {
+        let path = format!("/api/v1/approvals/{id}/approve");
+        let done = api
+            .request(Method::POST, &path, Some(api.token("admin2")), Body::None)
+            .await;
+        assert_eq!(done.status, 200, "{}", done.text);
+    };
+    approve(id).await;
+    assert_eq!(expiry(&policies().await.body), Some(json!(48)), "applied");
+    let off = admin(
+        Method::PUT,
+        "/api/v1/settings/four-eyes",
+        "admin",
+        json!({"on": false}),
+    )
+    .await;
+    assert_eq!(off.status, 202, "{}", off.text);
+    approve(off.body["approval"]["id"].to_string()).await;
+    browser.open(base, "/approvals/policies").await;
+    browser.text("#policies").await;
+    assert!(!browser.source().await.contains("id=\"four-eyes\""));
+    browser.click(&format!("{row} button.delete")).await;
+    browser.client.accept_alert().await.unwrap();
+    assert!(browser.text("#notice").await.contains("deleted"));
+    assert!(!browser.source().await.contains("Back to prospect waits"));
+    browser.sign_out().await;
+}
+
+/// The field security grid of the role editor: support stops seeing customers' phone numbers,
+/// on the record page and through the API alike.
+async fn admin_hides_a_field_from_support_through_the_grid(
+    browser: &Browser,
+    api: &Api,
+    base: &str,
+) {
+    browser.sign_in(base, "support").await;
+    browser.open(base, "/customers/1").await;
+    browser.text("dd[data-field=phone]").await;
+    browser.sign_out().await;
+
+    browser.sign_in(base, "admin").await;
+    browser.open(base, "/admin/roles").await;
+    let link = browser
+        .client
+        .find(Locator::XPath("//h2[contains(., 'Customer Support')]/a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    browser.open(base, &link).await;
+    browser
+        .select("select[name='f.customers.phone']", "hidden")
+        .await;
+    scroll_to(browser, "#field-grid").await;
+    browser.screenshot("role-fields").await;
+    browser.follow("#preview").await;
+    let rules = browser.text("#rule-changes").await;
+    assert!(rules.contains("customers.phone"), "{rules}");
+    let changes = browser.all_texts("#field-changes tbody tr").await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.starts_with("support read customers.phone") && c.contains("hidden")),
+        "support loses the phone: {changes:?}"
+    );
+    browser.screenshot("role-fields-what-if").await;
+    browser.follow("#confirm").await;
+    assert!(browser.text("#notice").await.starts_with("Saved"));
+    browser.sign_out().await;
+
+    browser.sign_in(base, "support").await;
+    browser.open(base, "/customers/1").await;
+    browser.text("#fields").await;
+    assert!(
+        browser
+            .client
+            .find_all(Locator::Css("dd[data-field=phone]"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "no phone on the record page"
+    );
+    browser.sign_out().await;
+    let read = api
+        .request(
+            Method::GET,
+            "/api/v1/customers/1",
+            Some(api.token("support")),
+            Body::None,
+        )
+        .await;
+    assert_eq!(read.status, 200);
+    assert!(read.body.get("phone").is_none(), "{}", read.text);
+}
+
+/// The language switch: Chinese from the login page on (a cookie), back to English.
+async fn the_console_speaks_chinese(browser: &Browser, base: &str) {
+    browser.open(base, "/login").await;
+    browser.follow("#lang-zh").await;
+    assert_eq!(browser.path().await, "/login");
+    assert_eq!(browser.text("h1").await, "登录");
+    browser.sign_in(base, "rep1").await;
+    browser.open(base, "/customers").await;
+    let nav = browser.text("#nav-links").await;
+    assert!(nav.contains("客户") && nav.contains("审批"), "{nav}");
+    assert_eq!(browser.text("main h1").await, "客户");
+    browser.screenshot("customers-zh").await;
+    browser.open(base, "/approvals?tab=mine").await;
+    assert_eq!(browser.text("main h1").await, "审批");
+    browser.open(base, "/customers/1").await;
+    assert!(browser.text("#sharing h2").await.contains("相关团队"));
+    browser.follow("#lang-en").await;
+    assert_eq!(browser.path().await, "/customers/1");
+    assert!(browser.text("#nav-links").await.contains("Customers"));
     browser.sign_out().await;
 }
 

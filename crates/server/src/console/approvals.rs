@@ -1,12 +1,12 @@
 //! The approvals pages: the inbox (requests the caller may decide now), "my requests", one
-//! request with its proposed change and history, approve / reject / withdraw, and the
-//! approval policies (read-only).
+//! request with its proposed change and history, and approve / reject / withdraw (the
+//! approval policies are `policies.rs`).
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use warden_service::{ApprovalRole, ApprovalView, ApproversInput, RequestersInput, PENDING};
+use warden_service::{ApprovalRole, ApprovalView, PENDING};
 
 use super::customers::{notice, record_id};
 use super::{render, see_other, value_text, when, Console, Nav, PageResult, Posted};
@@ -249,76 +249,4 @@ pub(super) async fn decide(
         "decided"
     };
     Ok(see_other(&format!("/approvals/{id}?notice={notice}")))
-}
-
-struct PolicyLine {
-    name: String,
-    object: &'static str,
-    operations: String,
-    fields: String,
-    condition: String,
-    requesters: String,
-    approvers: String,
-    deadline: String,
-}
-
-#[derive(Template)]
-#[template(path = "policies.html")]
-struct PoliciesPage {
-    nav: Nav,
-    policies: Vec<PolicyLine>,
-}
-
-/// `GET /approvals/policies`: which changes wait for whom (open to everyone, as in the API,
-/// so people know which of their changes will wait). Read-only; edited through the API.
-pub(super) async fn policies(State(state): State<AppState>, console: Console) -> PageResult {
-    let policies = state
-        .warden
-        .list_approval_policies(&console.subject)
-        .await?;
-    render(&PoliciesPage {
-        nav: console.nav("approvals"),
-        policies: policies
-            .iter()
-            .map(|view| {
-                let p = &view.input;
-                let json = crate::approvals::policy_json(view);
-                PolicyLine {
-                    name: p.name.clone(),
-                    object: p.object.as_str(),
-                    operations: p
-                        .operations
-                        .iter()
-                        .map(|a| a.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    fields: p.fields.join(", "),
-                    condition: match &json["when"] {
-                        serde_json::Value::Null => String::new(),
-                        when => when.to_string(),
-                    },
-                    requesters: match &p.requesters {
-                        RequestersInput::Anyone => "anyone".to_owned(),
-                        RequestersInput::Role(role) => format!("role {role}"),
-                        RequestersInput::Unit(unit) => format!("unit {unit} and below"),
-                    },
-                    approvers: format!(
-                        "{} of {}",
-                        p.required,
-                        match &p.approvers {
-                            ApproversInput::Superior(1) => "the direct superior".to_owned(),
-                            ApproversInput::Superior(n) => format!("the superior {n} levels up"),
-                            ApproversInput::Role(role) => format!("role {role}"),
-                            ApproversInput::Users(users) => users.join(", "),
-                        }
-                    ),
-                    deadline: match p.expires_after_hours {
-                        Some(hours) if p.escalate => format!("{hours} h, then one level up"),
-                        Some(hours) => format!("{hours} h, then expires"),
-                        None => String::new(),
-                    },
-                }
-            })
-            .collect(),
-    })
 }

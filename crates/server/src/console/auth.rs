@@ -54,10 +54,10 @@ fn fresh_token() -> String {
 }
 
 /// `GET /login`.
-pub(super) async fn login_form(Https(https): Https) -> PageResult {
+pub(super) async fn login_form(Https(https): Https, headers: HeaderMap) -> PageResult {
     login_page(
         LoginPage {
-            nav: Nav::anonymous(),
+            nav: Nav::anonymous_in(super::i18n::Lang::of(&headers)),
             csrf: fresh_token(),
             username: String::new(),
             totp_step: false,
@@ -78,6 +78,7 @@ pub(super) async fn login(
     let (parts, body) = request.into_parts();
     let https = is_https(&parts, &state.config.trusted_proxies);
     let expected = cookie_value(&parts.headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    let lang = super::i18n::Lang::of(&parts.headers);
     let axum::Form(fields) =
         axum::Form::<Vec<(String, String)>>::from_request(Request::from_parts(parts, body), &state)
             .await
@@ -95,7 +96,7 @@ pub(super) async fn login(
         recovery_code: (code.len() > 8).then(|| code.clone()),
     };
     let page = |totp_step: bool, error: &str| LoginPage {
-        nav: Nav::anonymous(),
+        nav: Nav::anonymous_in(lang),
         csrf: fresh_token(),
         username: username.clone(),
         totp_step,

@@ -14,7 +14,9 @@ mod audit;
 mod auth;
 mod customers;
 mod dashboard;
+mod i18n;
 mod org;
+mod policies;
 mod reviews;
 mod roles;
 mod rules;
@@ -45,6 +47,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(dashboard::page))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
+        .route("/lang/{code}", get(i18n::switch))
         .route("/customers", get(customers::list))
         .route(
             "/customers/{id}",
@@ -64,7 +67,16 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(sharing::revoke),
         )
         .route("/approvals", get(approvals::list))
-        .route("/approvals/policies", get(approvals::policies))
+        .route("/approvals/policies", get(policies::list))
+        .route(
+            "/approvals/policies/new",
+            get(policies::new_form).post(policies::create),
+        )
+        .route(
+            "/approvals/policies/{id}",
+            get(policies::edit_form).post(policies::update),
+        )
+        .route("/approvals/policies/{id}/delete", post(policies::delete))
         .route("/approvals/{id}", get(approvals::one))
         .route("/approvals/{id}/{decision}", post(approvals::decide))
         .route("/admin/org", get(org::tree))
@@ -199,11 +211,26 @@ pub(crate) struct Nav {
     /// A view-as cookie is still there but its view is over (expired, ended, or no longer
     /// allowed): the page is the caller's own, and says so rather than silently.
     pub view_ended: bool,
+    /// The language of the page (the `warden_lang` cookie).
+    pub lang: i18n::Lang,
 }
 
 impl Nav {
     fn anonymous() -> Nav {
         Nav::default()
+    }
+
+    /// A page without a signed-in caller, in the language the browser chose.
+    pub(crate) fn anonymous_in(lang: i18n::Lang) -> Nav {
+        Nav {
+            lang,
+            ..Nav::default()
+        }
+    }
+
+    /// `english` in the page's language (templates: `{{ nav.t("Customers") }}`).
+    pub fn t<'a>(&self, english: &'a str) -> &'a str {
+        i18n::t(self.lang, english)
     }
 }
 
@@ -220,6 +247,7 @@ pub(crate) struct Console {
     pub csrf: String,
     session_csrf: String,
     view_ended: bool,
+    lang: i18n::Lang,
 }
 
 /// The view-as cookie: the token of a view-as session (`Warden::view_as`) that an
@@ -249,6 +277,7 @@ impl Console {
                 String::new()
             },
             view_ended: self.view_ended,
+            lang: self.lang,
         }
     }
 
@@ -273,6 +302,7 @@ impl Console {
             return Err(ServiceError::Unauthenticated.into());
         }
         let session_csrf = csrf_token(&token);
+        let lang = i18n::Lang::of(headers);
         let cookie = cookie_value(headers, VIEW_AS_COOKIE);
         let view = match &cookie {
             Some(view_token) => view_of(state, view_token, &subject, client, now).await,
@@ -284,6 +314,7 @@ impl Console {
                 csrf: session_csrf.clone(),
                 session_csrf,
                 view_ended: cookie.is_some(),
+                lang,
             });
         };
         if matches!(*method, Method::GET | Method::HEAD) {
@@ -292,6 +323,7 @@ impl Console {
                 csrf: String::new(),
                 session_csrf,
                 view_ended: false,
+                lang,
             });
         }
         if VIEW_AS_EXITS.contains(&path) {
@@ -300,6 +332,7 @@ impl Console {
                 csrf: session_csrf.clone(),
                 session_csrf,
                 view_ended: false,
+                lang,
             });
         }
         // INVARIANT: a view-as view only reads, as the API's view-as token: refused here,

@@ -1,12 +1,14 @@
 //! The roles pages: every role's grants as an objects × actions matrix of scopes, its
-//! functional permissions and its field rules; and the grants editor (scope pickers), whose
-//! change is shown as a what-if before a confirm button applies it.
+//! functional permissions and its field rules; and the editor (a scope picker per grant, a
+//! hidden/masked/read/write picker per field), whose change is shown as a what-if before a
+//! confirm button applies it through the API's own role update.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use warden_policy::{Action, Grant, ObjectType, Permission, RoleId, Scope};
+use warden_policy::schema::schema;
+use warden_policy::{Action, FieldAccess, FieldRule, Grant, ObjectType, Permission, RoleId, Scope};
 use warden_service::{Outcome, RoleInput, RoleView, ServiceError, WhatIfChange};
 
 use super::customers::record_id;
@@ -163,15 +165,58 @@ async fn role_of(state: &AppState, console: &Console, id: &str) -> PageResult<Ro
         .ok_or_else(|| AppError::not_found().into())
 }
 
-/// The role's content with `grants` instead of its own; everything else as it is.
-fn with_grants(role: &RoleView, grants: Vec<Grant>) -> RoleInput {
+/// The field rules a form names: `f.OBJECT.FIELD` = hidden, masked, read or write; empty for
+/// the schema's default (no rule). A form without the field grid (no `fields_grid` marker)
+/// keeps the role's rules: only the grid may take a rule away.
+fn field_rules_of(
+    role: &RoleView,
+    fields: &[(String, String)],
+) -> Result<Vec<FieldRule>, AppError> {
+    if form_value(fields, "fields_grid").is_empty() {
+        return Ok(role.fields.clone());
+    }
+    let mut rules = Vec::new();
+    for (key, value) in fields {
+        let Some(cell) = key.strip_prefix("f.") else {
+            continue;
+        };
+        if value.is_empty() {
+            continue;
+        }
+        let (object, field) = cell
+            .split_once('.')
+            .ok_or_else(|| AppError::invalid(key.as_str(), "is not a field"))?;
+        rules.push(FieldRule {
+            object: ObjectType::parse(object)
+                .map_err(|e| AppError::invalid(key.as_str(), e.to_string()))?,
+            field: field.to_owned(),
+            access: FieldAccess::parse(value)
+                .map_err(|e| AppError::invalid(key.as_str(), e.to_string()))?,
+        });
+    }
+    Ok(rules)
+}
+
+/// The role's content with the form's grants and field rules; name, description and
+/// permissions as they are.
+fn with_changes(role: &RoleView, grants: Vec<Grant>, fields: Vec<FieldRule>) -> RoleInput {
     RoleInput {
         name: role.name.clone(),
         description: role.description.clone(),
         grants,
         permissions: role.permissions.clone(),
-        fields: role.fields.clone(),
+        fields,
     }
+}
+
+/// One row of the field security grid: a field of an object and the role's rule for it.
+struct FieldRow {
+    object: &'static str,
+    field: &'static str,
+    /// What the field is without a rule (sensitive fields hidden, others by the grants).
+    default: &'static str,
+    /// The role's rule, or empty for the default.
+    current: &'static str,
 }
 
 struct EditCell {
@@ -194,6 +239,8 @@ struct EditPage {
     version: i64,
     actions: Vec<&'static str>,
     rows: Vec<EditRow>,
+    field_rows: Vec<FieldRow>,
+    levels: Vec<&'static str>,
 }
 
 /// `GET /admin/roles/{id}/edit` (needs `manage_roles`): the grants as a matrix of scope pickers.
@@ -237,6 +284,21 @@ pub(super) async fn edit(
             cells,
         });
     }
+    let field_rows = ObjectType::ALL
+        .iter()
+        .flat_map(|object| {
+            let rules = &role.fields;
+            schema(*object).fields.iter().map(move |def| FieldRow {
+                object: object.as_str(),
+                field: def.name,
+                default: def.default_access().as_str(),
+                current: rules
+                    .iter()
+                    .find(|r| r.object == *object && r.field == def.name)
+                    .map_or("", |r| r.access.as_str()),
+            })
+        })
+        .collect();
     render(&EditPage {
         nav: console.nav("roles"),
         id: role.id.0,
@@ -244,6 +306,8 @@ pub(super) async fn edit(
         version: role.version,
         actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
         rows,
+        field_rows,
+        levels: FieldAccess::ALL.iter().map(|a| a.as_str()).collect(),
     })
 }
 
@@ -257,8 +321,35 @@ struct PreviewPage {
     lines: Vec<DiffLine>,
     users_examined: usize,
     cells: usize,
-    /// The proposed grants as the form's fields, carried to the confirm button.
+    /// Users whose best level of a field changes: "user action object.field", before, after.
+    field_lines: Vec<(String, &'static str, &'static str)>,
+    /// The role's field rules that change: "object.field", before, after ("" for the default).
+    rule_lines: Vec<(String, String, String)>,
+    /// The proposed grants and field rules as the form's fields, carried to the confirm button.
     grants: Vec<(String, String)>,
+}
+
+/// The rules of `after` that differ from `before`, as "object.field", old and new level.
+fn rule_changes(before: &[FieldRule], after: &[FieldRule]) -> Vec<(String, String, String)> {
+    let level = |rules: &[FieldRule], object: ObjectType, field: &str| {
+        rules
+            .iter()
+            .find(|r| r.object == object && r.field == field)
+            .map_or_else(|| "default".to_owned(), |r| r.access.as_str().to_owned())
+    };
+    let mut lines = Vec::new();
+    for object in ObjectType::ALL {
+        for def in schema(*object).fields {
+            let (old, new) = (
+                level(before, *object, def.name),
+                level(after, *object, def.name),
+            );
+            if old != new {
+                lines.push((format!("{object}.{}", def.name), old, new));
+            }
+        }
+    }
+    lines
 }
 
 fn version_of(fields: &[(String, String)]) -> Result<i64, AppError> {
@@ -277,10 +368,12 @@ pub(super) async fn preview(
     let role = role_of(&state, &console, &id).await?;
     let version = version_of(&fields)?;
     let grants = grants_of(&fields)?;
+    let rules = field_rules_of(&role, &fields)?;
+    let rule_lines = rule_changes(&role.fields, &rules);
     let change = WhatIfChange::UpdateRole {
         id: role.id,
         version: Some(version),
-        input: with_grants(&role, grants),
+        input: with_changes(&role, grants, rules),
     };
     let report = state.warden.what_if(&console.subject, &change).await?;
     render(&PreviewPage {
@@ -291,9 +384,24 @@ pub(super) async fn preview(
         lines: diff_lines(&report),
         users_examined: report.users_examined,
         cells: report.cells,
+        field_lines: report
+            .field_changes
+            .iter()
+            .map(|c| {
+                (
+                    format!("{} {} {}.{}", c.user, c.action, c.object, c.field),
+                    c.before.as_str(),
+                    c.after.as_str(),
+                )
+            })
+            .collect(),
+        rule_lines,
         grants: fields
             .into_iter()
-            .filter(|(key, value)| key.starts_with("g.") && !value.is_empty())
+            .filter(|(key, value)| {
+                (key.starts_with("g.") || key.starts_with("f.") || key == "fields_grid")
+                    && !value.is_empty()
+            })
             .collect(),
     })
 }
@@ -309,7 +417,11 @@ pub(super) async fn apply(
     let change = WhatIfChange::UpdateRole {
         id: role.id,
         version: Some(version_of(&posted.fields)?),
-        input: with_grants(&role, grants_of(&posted.fields)?),
+        input: with_changes(
+            &role,
+            grants_of(&posted.fields)?,
+            field_rules_of(&role, &posted.fields)?,
+        ),
     };
     let outcome = state
         .warden
