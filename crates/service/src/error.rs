@@ -55,12 +55,21 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict => ServiceError::Conflict(
                 "the record was changed by someone else; read it again".into(),
             ),
+            // The database's own text names constraints and tables, and differs between
+            // SQLite and PostgreSQL: it goes to the server's log, the caller gets a plain
+            // sentence (the use cases check the usual cases first and say precisely).
             StoreError::Duplicate(what) => {
-                ServiceError::Conflict(format!("already exists: {what}"))
+                tracing::debug!(database = %what, "unique constraint");
+                ServiceError::Conflict("something with the same name or key already exists".into())
             }
             // A customer with portal users, a unit with members, …: the caller can resolve it.
             StoreError::Reference(what) => {
-                ServiceError::Conflict(format!("still referenced: {what}"))
+                tracing::debug!(database = %what, "foreign key");
+                ServiceError::Conflict(
+                    "other data still refers to it (for example a portal user of this customer \
+                     account, or the members of this unit): change or remove that first"
+                        .into(),
+                )
             }
             other => ServiceError::Internal(other.to_string()),
         }

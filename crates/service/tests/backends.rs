@@ -477,7 +477,10 @@ async fn an_id_is_never_given_twice() {
             .delete_record(admin, ObjectType::Customers, first, None)
             .await
             .unwrap();
-        assert!(matches!(deleted, Outcome::Done(())), "{name}: the admin's delete was held");
+        assert!(
+            matches!(deleted, Outcome::Done(())),
+            "{name}: the admin's delete was held"
+        );
         let next = created(
             warden
                 .create_record(admin, ObjectType::Customers, create(2))

@@ -181,7 +181,15 @@ impl Store {
             Some(lock) => Some(lock.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        // SQLite: IMMEDIATE takes the database's write lock at once (waiting up to the busy
+        // timeout). A deferred BEGIN that read first and wrote later failed at once with
+        // "database is locked" whenever a write outside this lock (a webhook delivery's
+        // mark, a session's activity) had committed since its read: found by the
+        // differential backends test as a 500 on approving a request.
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         Ok(Tx {
             tx,
             backend: self.backend,

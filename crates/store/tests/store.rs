@@ -630,7 +630,11 @@ fn a_record_shared_twice_takes_one_place_on_a_page() {
     let dbs = rt.block_on(databases("a_record_shared_twice_takes_one_place_on_a_page"));
     let world = World {
         unit_parents: vec![None, Some(0)],
-        users: vec![(None, 1, vec![0, 2]), (Some(0), 1, vec![]), (Some(1), 1, vec![1])],
+        users: vec![
+            (None, 1, vec![0, 2]),
+            (Some(0), 1, vec![]),
+            (Some(1), 1, vec![1]),
+        ],
         roles: vec![
             vec![],
             vec![],
