@@ -807,6 +807,9 @@ impl Store {
         delivery: &WebhookDelivery,
         lease_until: Timestamp,
     ) -> Result<bool> {
+        // Each of these writes goes through a `Tx` (the SQLite writer lock): see
+        // `Store::touch_session`.
+        let mut tx = self.begin().await?;
         let done = sqlx::query(
             "UPDATE webhook_outbox SET next_attempt_at = $1 \
              WHERE id = $2 AND next_attempt_at = $3 AND delivered_at IS NULL",
@@ -814,21 +817,23 @@ impl Store {
         .bind(lease_until)
         .bind(delivery.id)
         .bind(delivery.next_attempt_at)
-        .execute(&self.pool)
+        .execute(&mut *tx.tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Marks a delivery sent.
     pub async fn webhook_delivered(&self, id: i64, now: Timestamp) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE webhook_outbox SET delivered_at = $1, attempts = attempts + 1 WHERE id = $2",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx.tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Records a failed attempt and when to try again.
@@ -838,6 +843,7 @@ impl Store {
         next_attempt_at: Timestamp,
         error: &str,
     ) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "UPDATE webhook_outbox SET attempts = attempts + 1, next_attempt_at = $1, \
              last_error = $2 WHERE id = $3",
@@ -845,9 +851,9 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx.tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 }
 

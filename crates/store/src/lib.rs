@@ -14,6 +14,7 @@ mod access_log;
 mod approvals;
 pub mod backup;
 mod bulk;
+mod check;
 mod connect;
 mod crypto;
 mod datadir;
@@ -41,6 +42,7 @@ pub use approvals::{
     value_to_json, ApprovalEvent, ApprovalListing, ApprovalPolicyRow, ApprovalRow, ApprovalVote,
     NewApprovalRequest, WebhookDelivery, FOUR_EYES,
 };
+pub use check::{CheckKind, ConsistencyReport, Problem};
 pub use connect::{Backend, Store, Tx, SQLITE_FILE};
 pub use crypto::{
     pending_key_file, DataKeyInfo, KeyStatus, ReencryptCursor, Unlocked, CIPHERTEXT_PREFIX,

@@ -202,12 +202,16 @@ impl Store {
 
     /// Records that a session was used at `now` (callers do this at most once a minute).
     pub async fn touch_session(&self, token_hash: &str, now: Timestamp) -> Result<()> {
+        // Through a `Tx`, like every write: on SQLite an autocommit write beside the writer
+        // lock made other writers' transactions fail with SQLITE_BUSY (500s under load; found
+        // by the crash rounds, `docs/reliability.md`).
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE token_hash = $2")
             .bind(now)
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx.tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Counts a failed login for every key; locks a key for `lock_ms` once it reaches
@@ -253,11 +257,13 @@ impl Store {
 
     /// Forgets the failures of a key (after a successful login, or an administrator's unlock).
     pub async fn clear_throttle(&self, key: &str) -> Result<()> {
+        // Through a `Tx`: see `touch_session`.
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM login_throttle WHERE key = $1")
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *tx.tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 }
 

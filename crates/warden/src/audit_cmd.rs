@@ -61,7 +61,7 @@ pub struct ArchiveArgs {
 }
 
 impl LogArgs {
-    async fn open(&self) -> anyhow::Result<warden_store::Store> {
+    pub(crate) async fn open(&self) -> anyhow::Result<warden_store::Store> {
         if self.database_url.is_none() && !self.data.join(SQLITE_FILE).exists() {
             bail!("{} holds no Warden database", self.data.display());
         }

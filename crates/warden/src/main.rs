@@ -1,10 +1,12 @@
 //! The `warden` command: `demo` seeds and serves the demo organisation, `serve` serves an
 //! existing database; `backup`, `restore` and `export` are in `backup_cmd`; `keys` rotates
 //! and inspects the encryption keys; `audit` verifies and archives the access log
-//! (`audit_cmd`); `policy` exports and applies the policy file (`policy_cmd`). Only argument handling and wiring live here.
+//! (`audit_cmd`); `policy` exports and applies the policy file (`policy_cmd`); `check` checks
+//! the database's consistency (`check_cmd`). Only argument handling and wiring live here.
 
 mod audit_cmd;
 mod backup_cmd;
+mod check_cmd;
 mod policy_cmd;
 
 use std::net::SocketAddr;
@@ -52,6 +54,10 @@ enum Command {
     /// `policy apply FILE [--dry-run] [--as USER]` shows the what-if and applies it atomically.
     #[command(subcommand)]
     Policy(policy_cmd::PolicyCommand),
+    /// Check the database's consistency: SQLite's integrity and foreign keys, no cycles in the
+    /// unit tree or reporting line, no orphans, customer counts, the access log's chain. Lists
+    /// every problem; exits non-zero if there is any.
+    Check(audit_cmd::LogArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -540,6 +546,7 @@ fn main() -> anyhow::Result<()> {
             Command::Keys(KeysCommand::Status(args)) => status(args).await,
             Command::Audit(command) => audit_cmd::run(command).await,
             Command::Policy(command) => policy_cmd::run(command).await,
+            Command::Check(args) => check_cmd::run(args).await,
         }
     })
 }

@@ -3,7 +3,10 @@
 //! `WARDEN_TEST_POSTGRES_URL` is set. One server per backend runs every check in turn
 //! (read-only checks first, the ones that move or disable users last). The access-control
 //! checks (`e2e/security.rs`) lock accounts and set rules: they get servers of their own, one
-//! of them started with `--trusted-proxy`.
+//! of them started with `--trusted-proxy`. Every server's guard runs `warden check` on its
+//! database when the test ends (`e2e/harness.rs`). The crash rounds (`e2e/crash.rs`,
+//! `WARDEN_CRASH_ROUNDS`) and the two-node revocations on PostgreSQL (`e2e/two_nodes.rs`) run
+//! here too.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -13,6 +16,8 @@ mod approvals;
 mod audit;
 #[path = "e2e/backup.rs"]
 mod backup;
+#[path = "e2e/crash.rs"]
+mod crash;
 #[path = "e2e/fields.rs"]
 mod fields;
 #[path = "e2e/harness.rs"]
@@ -23,6 +28,8 @@ mod keys;
 mod security;
 #[path = "e2e/sharing.rs"]
 mod sharing;
+#[path = "e2e/two_nodes.rs"]
+mod two_nodes;
 #[path = "e2e/walk.rs"]
 mod walk;
 
@@ -211,4 +218,23 @@ async fn access_reviews_on_postgres() {
     };
     let server = Server::start(Backend::Postgres(url)).await;
     audit::review_reports(&server).await;
+}
+
+/// SIGKILL at random moments under writers; every acknowledged write survives
+/// (`WARDEN_CRASH_ROUNDS`, default 3; `WARDEN_CRASH_ROUNDS=50` by hand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_rounds_on_sqlite() {
+    crash::rounds().await;
+}
+
+/// Two `warden` processes on one PostgreSQL database: a revocation through one is refused by
+/// the other on the next request.
+#[tokio::test]
+async fn two_nodes_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("two_nodes_on_postgres").await
+    else {
+        return;
+    };
+    let node_a = Server::start(Backend::Postgres(url)).await;
+    two_nodes::revocations(&node_a).await;
 }

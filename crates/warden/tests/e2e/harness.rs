@@ -1,8 +1,11 @@
 //! The harness of the end-to-end suite: the real `warden` binary started as a child process
 //! on a free port (killed when the guard drops), and a small HTTP client that logs every demo
-//! user in and answers each request with its status and JSON body.
+//! user in and answers each request with its status and JSON body. When a test ends without
+//! panicking, the guard's last step is `warden check` on the server's database (SQLite data
+//! directory or PostgreSQL): any inconsistency the test left behind fails it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -35,6 +38,9 @@ pub const USERS: &[&str] = &[
 /// The demo's sales reps, who own every seeded customer.
 pub const REPS: &[&str] = &["rep1", "rep2", "rep3", "rep4"];
 
+/// Processes launched so far: names each one's output files.
+static LAUNCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// How long the server may take to seed and come up.
 const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -56,8 +62,32 @@ pub struct Server {
     stderr: PathBuf,
     /// The SQLite data directory, if the server has one.
     data: Option<PathBuf>,
+    /// How `warden check` and a restart reach the database.
+    database: Database,
+    /// Whether the guard runs `warden check` when dropped outside a panic.
+    final_check: bool,
     /// The data directory and the output files; removed after the child is gone.
     _dir: Arc<tempfile::TempDir>,
+}
+
+/// Where a server's database is, as arguments of `warden check` / `warden serve`, and the
+/// environment it was started with (the master key may be in `WARDEN_MASTER_KEY`).
+#[derive(Clone)]
+struct Database {
+    args: Vec<OsString>,
+    env: Vec<(String, String)>,
+}
+
+impl Database {
+    fn new(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Database {
+        Database {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// A port nobody listens on right now.
@@ -102,7 +132,22 @@ impl Server {
             Backend::Postgres(_) => None,
         };
         let key_file = dir.path().join("master.key");
-        Server::launch(name, dir.clone(), data.clone(), |command| {
+        let database = match (&backend, &data) {
+            (Backend::Postgres(url), _) => Database::new(
+                &[
+                    "--database-url".as_ref(),
+                    url.as_ref(),
+                    "--key-file".as_ref(),
+                    key_file.as_os_str(),
+                ],
+                env,
+            ),
+            (Backend::Sqlite, Some(data)) => {
+                Database::new(&["--data".as_ref(), data.as_os_str()], env)
+            }
+            (Backend::Sqlite, None) => unreachable!("SQLite has a data directory"),
+        };
+        Server::launch(name, dir.clone(), data.clone(), database, |command| {
             command.arg("demo");
             match (&backend, &data) {
                 (Backend::Postgres(url), _) => command
@@ -125,7 +170,8 @@ impl Server {
     /// `warden serve --data DATA` on an existing data directory (e.g. a restored one).
     pub async fn serve_data(data: &Path, env: &[(&str, &str)], extra_args: &[&str]) -> Server {
         let dir = Arc::new(tempfile::tempdir().expect("a temporary directory"));
-        Server::launch("sqlite", dir, Some(data.to_owned()), |command| {
+        let database = Database::new(&["--data".as_ref(), data.as_os_str()], env);
+        Server::launch("sqlite", dir, Some(data.to_owned()), database, |command| {
             command
                 .arg("serve")
                 .arg("--data")
@@ -149,6 +195,7 @@ impl Server {
         name: &'static str,
         dir: Arc<tempfile::TempDir>,
         data: Option<PathBuf>,
+        database: Database,
         configure: impl Fn(&mut Command),
     ) -> Server {
         let started = Instant::now();
@@ -156,8 +203,10 @@ impl Server {
         // child exits with "cannot listen", and we try another (the data is already seeded).
         for attempt in 1..=3 {
             let listen = format!("127.0.0.1:{}", free_port());
-            let stdout = dir.path().join(format!("stdout.{attempt}.log"));
-            let stderr = dir.path().join(format!("stderr.{attempt}.log"));
+            // Several processes (restarts, a second node) may share the directory.
+            let n = LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let stdout = dir.path().join(format!("stdout.{n}.{attempt}.log"));
+            let stderr = dir.path().join(format!("stderr.{n}.{attempt}.log"));
             let mut command = Command::new(env!("CARGO_BIN_EXE_warden"));
             command
                 .env_remove("WARDEN_DATABASE_URL")
@@ -178,6 +227,8 @@ impl Server {
                 stdout,
                 stderr,
                 data: data.clone(),
+                database: database.clone(),
+                final_check: true,
                 _dir: dir.clone(),
             };
             match server.wait_until_up().await {
@@ -190,6 +241,7 @@ impl Server {
                     return server;
                 }
                 Err(output) if output.contains("cannot listen") && attempt < 3 => {
+                    server.final_check = false;
                     eprintln!("e2e [{name}] {listen} was taken; trying another port");
                 }
                 Err(output) => {
@@ -246,13 +298,102 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+impl Server {
+    /// Kills the server with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// `warden serve` on the same database (after [`Server::kill`]), on a new port; returns
+    /// once `/healthz` answers.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let database = self.database.clone();
+        let mut fresh = Server::launch(
+            self.name,
+            self._dir.clone(),
+            self.data.clone(),
+            database.clone(),
+            |command| {
+                command
+                    .arg("serve")
+                    .args(&database.args)
+                    .envs(database.env.iter().map(|(k, v)| (k, v)));
+            },
+        )
+        .await;
+        // The old guard's child is gone; only the new one is checked when dropped.
+        std::mem::swap(self, &mut fresh);
+        fresh.final_check = false;
+    }
+
+    /// A second `warden serve` on the same database (a second node behind a load balancer),
+    /// with the same master key; returns once `/healthz` answers. The first node's guard runs
+    /// the final check.
+    pub async fn second_node(&self) -> Server {
+        let database = self.database.clone();
+        let mut node = Server::launch(
+            self.name,
+            self._dir.clone(),
+            self.data.clone(),
+            database.clone(),
+            |command| {
+                command
+                    .arg("serve")
+                    .args(&database.args)
+                    .envs(database.env.iter().map(|(k, v)| (k, v)));
+            },
+        )
+        .await;
+        node.final_check = false;
+        node
+    }
+
+    /// `warden check` on the server's database: (exit status ok, what it printed).
+    pub fn check(&self) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_warden"))
+            .env_remove("WARDEN_DATABASE_URL")
+            .env_remove("WARDEN_MASTER_KEY")
+            .arg("check")
+            .args(&self.database.args)
+            .envs(self.database.env.iter().map(|(k, v)| (k, v)))
+            .env("WARDEN_LOG", "warn")
+            .output()
+            .expect("run warden check");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
         if std::thread::panicking() {
             eprintln!("e2e [{}] server output:\n{}", self.name, self.output());
+            return;
         }
+        if !self.final_check {
+            return;
+        }
+        // The last step of every test that got this far: the database it leaves behind is
+        // consistent (the server is stopped first, so nothing writes meanwhile).
+        let (ok, text) = self.check();
+        assert!(
+            ok,
+            "e2e [{}] warden check after the test found problems:\n{text}\n{}",
+            self.name,
+            self.output()
+        );
+        eprintln!(
+            "e2e [{}] warden check: {}",
+            self.name,
+            text.lines().last().unwrap_or_default()
+        );
     }
 }
 
@@ -315,6 +456,16 @@ impl Api {
             api.tokens.insert((*user).to_owned(), token);
         }
         api
+    }
+
+    /// The same logins against another server: another node on the same database.
+    pub fn on(&self, server: &Server) -> Api {
+        Api {
+            http: http_client(),
+            base: server.base.clone(),
+            name: server.name,
+            tokens: self.tokens.clone(),
+        }
     }
 
     /// The token `user` logged in with.
