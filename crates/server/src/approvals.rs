@@ -89,6 +89,7 @@ pub(crate) fn outcome<T>(
 
 /// Query of `GET /approvals`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsQuery {
     /// pending, applied, rejected, conflict, expired or withdrawn
@@ -253,7 +254,7 @@ pub struct PolicyBody {
     pub version: Option<i64>,
 }
 
-fn policy_input(body: PolicyBody) -> ApiResult<(ApprovalPolicyInput, Option<i64>)> {
+pub(crate) fn policy_input(body: PolicyBody) -> ApiResult<(ApprovalPolicyInput, Option<i64>)> {
     let object =
         ObjectType::parse(&body.object).map_err(|e| AppError::invalid("object", e.to_string()))?;
     let operations = body
