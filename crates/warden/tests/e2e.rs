@@ -233,7 +233,7 @@ async fn idor_matrix_and_mass_assignment_on_sqlite() {
         .iter()
         .filter(|c| c["owner"] == "rep1" && c["name"] != "Acme Trading")
         .map(harness::id)
-        .last()
+        .next_back()
         .expect("a customer of rep1");
     hostile::mass_assignment(&api, rep1s, acme).await;
     hostile::body_limit(&api).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
-use crate::harness::{Api, Reply, Server, PASSWORD};
+use crate::harness::{Api, Server, PASSWORD};
 
 /// Strings an attacker puts in every field and parameter.
 pub const INJECTIONS: &[&str] = &[
