@@ -41,7 +41,7 @@ pub enum RoleRef {
     },
 }
 
-fn role_refs(refs: Vec<RoleRef>) -> ApiResult<Vec<(String, Option<i64>)>> {
+pub(crate) fn role_refs(refs: Vec<RoleRef>) -> ApiResult<Vec<(String, Option<i64>)>> {
     refs.into_iter()
         .map(|r| match r {
             RoleRef::Name(name) => Ok((name, None)),
@@ -385,7 +385,7 @@ pub struct RoleBody {
     pub version: Option<i64>,
 }
 
-fn role_input(body: RoleBody) -> ApiResult<(RoleInput, Option<i64>)> {
+pub(crate) fn role_input(body: RoleBody) -> ApiResult<(RoleInput, Option<i64>)> {
     let grants = body
         .grants
         .iter()
@@ -510,6 +510,7 @@ async fn put_role(
 
 /// Query of `GET /access/explain`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainQuery {
     /// Username whose access is explained.
@@ -783,7 +784,7 @@ fn record_target(object: &str, id: i64) -> ApiResult<(ObjectType, i64)> {
     Ok((object, id))
 }
 
-fn what_if_change(body: WhatIfBody) -> ApiResult<WhatIfChange> {
+pub(crate) fn what_if_change(body: WhatIfBody) -> ApiResult<WhatIfChange> {
     let given = [
         body.move_user.is_some(),
         body.move_unit.is_some(),

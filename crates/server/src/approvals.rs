@@ -89,6 +89,7 @@ pub(crate) fn outcome<T>(
 
 /// Query of `GET /approvals`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalsQuery {
     /// pending, applied, rejected, conflict, expired or withdrawn

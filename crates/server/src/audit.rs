@@ -19,6 +19,7 @@ use crate::AppState;
 
 /// Query of `GET /audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// The actor's username.

@@ -32,12 +32,26 @@ where
                 "the body must be JSON (Content-Type: application/json)".into(),
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
-            AppError::BadRequest(format!("cannot read the body: {}", e.body_text()))
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(body_rejection)?;
         let value: Json = serde_json::from_slice(&bytes)
             .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+        // Every body of the API is an object. serde would also read a struct from an array
+        // (its fields by position), so `[]` would be a body with every field left out.
+        if !value.is_object() {
+            return Err(AppError::invalid("body", "must be a JSON object"));
+        }
         parse_value(value).map(JsonBody)
+    }
+}
+
+/// A body that could not be read: 413 when over the limit, 400 otherwise.
+fn body_rejection(rejection: axum::extract::rejection::BytesRejection) -> AppError {
+    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::TooLarge
+    } else {
+        AppError::BadRequest(format!("cannot read the body: {}", rejection.body_text()))
     }
 }
 
@@ -56,9 +70,7 @@ where
         let (parts, body) = request.into_parts();
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
-            .map_err(|e| {
-                AppError::BadRequest(format!("cannot read the body: {}", e.body_text()))
-            })?;
+            .map_err(body_rejection)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }

@@ -13,8 +13,12 @@ mod auth;
 pub mod background;
 mod console;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod json;
 mod openapi;
+#[cfg(test)]
+mod parser_props;
 mod records;
 mod reviews;
 mod security;
@@ -28,6 +32,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use warden_service::Warden;
 
@@ -79,13 +84,18 @@ pub fn app_with(warden: Warden, config: ServerConfig) -> Router {
         .merge(records::router())
         .merge(reviews::router())
         .merge(sharing::router())
-        .merge(openapi::router());
+        .merge(openapi::router())
+        // axum's own refusals (a path or query that does not parse, a method not allowed, a
+        // body over the limit) are plain text; a client of the API always gets JSON.
+        .layer(axum::middleware::from_fn(error::json_errors));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
         .merge(console::router(state.clone()))
         .fallback(|| async { AppError::not_found() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // A panic in a handler would drop the connection; answer it as an internal error.
+        .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -193,6 +193,7 @@ async fn evidence(
 
 /// Query of the dormant-permissions report.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DormantQuery {
     /// Unused for this many days (default 90).
@@ -201,6 +202,7 @@ pub struct DormantQuery {
 
 /// Query of the separation-of-duty report.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SodQuery {
     /// Rules as `ROLE|ROLE` pairs separated by commas, e.g. `Finance|Sales Rep`; default:

@@ -19,6 +19,8 @@ pub mod demo;
 mod error;
 mod explain;
 mod four_eyes;
+#[doc(hidden)]
+pub mod fuzzing;
 mod logging;
 mod policy_file;
 mod records;

@@ -799,6 +799,16 @@ fn parse_condition(place: &str, object: ObjectType, text: &str) -> Result<Criter
     Ok(criteria)
 }
 
+/// Runs `text` through the file's parsers (the whole file, a grant, a condition of every
+/// object): the fuzzing entry point. Only a panic is a finding.
+pub(crate) fn exercise_parsers(text: &str) {
+    let _ = parse_doc(text);
+    let _ = parse_grant("g", text);
+    for object in ObjectType::ALL {
+        let _ = parse_condition("c", *object, text);
+    }
+}
+
 fn parse_object(place: &str, text: &str) -> Result<ObjectType> {
     ObjectType::parse(text).map_err(|e| invalid(place, e.to_string()))
 }
@@ -1976,5 +1986,61 @@ mod tests {
     fn a_syntax_error_names_its_line() {
         let err = parse_doc("four_eyes = false\n\n[[units]]\nname = \n").unwrap_err();
         assert!(err.to_string().starts_with("line 4"), "{err}");
+    }
+
+    /// Fragments of policy files: random sequences of them are often valid TOML, so the
+    /// parsers behind the TOML reader are reached too.
+    const FRAGMENTS: &[&str] = &[
+        "four_eyes = true",
+        "four_eyes = \"yes\"",
+        "[controls]",
+        "contacts = \"by_customer\"",
+        "deals = \"no_such_control\"",
+        "[[units]]",
+        "name = \"Sales\"",
+        "parent = \"Head Office\"",
+        "[[roles]]",
+        "name = \"Sales Rep\"",
+        "grants = [\"customers read own\", \"deals update subordinates 2\"]",
+        "grants = [\"customers read subordinates 99999999999\"]",
+        "permissions = [\"manage_users\"]",
+        "[[roles.fields]]",
+        "object = \"customers\"",
+        "field = \"credit_limit\"",
+        "access = \"masked\"",
+        "[[sharing_rules]]",
+        "when = '{\"field\": \"region\", \"eq\": \"EMEA\"}'",
+        "when = '{\"not\": {\"any\": [{\"field\": \"vip\", \"eq\": true}]}}'",
+        "when = '{\"all\": []}'",
+        "when = '{\"region\": \"EMEA\", \"status\": {\"ne\": \"inactive\"}}'",
+        "when = '{\"in\": {\"status\": [\"active\", 1, null]}}'",
+        "only = '{\"credit_limit\": {\"gt\": 9223372036854775807}}'",
+        "owned_by_unit = \"Sales\"",
+        "share_with = { role = \"Auditor\" }",
+        "[[restriction_rules]]",
+        "only = '{\"field\": \"credit_limit\", \"gt\": -1}'",
+        "applies_to = { everyone = true }",
+        "[[approval_policies]]",
+        "operations = [\"delete\"]",
+        "approvers = { superior = 1 }",
+        "expires_after_hours = 4294967295",
+        "name = \"\"",
+        "x = [[[[[[[[[[1]]]]]]]]]]",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        #[test]
+        fn no_text_panics_the_policy_file_parsers(text in proptest::prelude::any::<String>()) {
+            exercise_parsers(&text);
+        }
+
+        #[test]
+        fn no_fragment_sequence_panics_the_policy_file_parsers(
+            lines in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..24),
+        ) {
+            exercise_parsers(&lines.join("\n"));
+        }
     }
 }

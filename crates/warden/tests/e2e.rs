@@ -22,6 +22,10 @@ mod crash;
 mod fields;
 #[path = "e2e/harness.rs"]
 mod harness;
+#[path = "e2e/hostile.rs"]
+mod hostile;
+#[path = "e2e/idor.rs"]
+mod idor;
 #[path = "e2e/keys.rs"]
 mod keys;
 #[path = "e2e/security.rs"]
@@ -237,4 +241,53 @@ async fn two_nodes_on_postgres() {
     };
     let node_a = Server::start(Backend::Postgres(url)).await;
     two_nodes::revocations(&node_a).await;
+}
+
+/// Hostile input on SQLite: the IDOR matrix (every operation × every demo user × own, other,
+/// missing), then mass assignment and the body limit on the same server.
+#[tokio::test]
+async fn idor_matrix_and_mass_assignment_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    let api = harness::Api::login_everyone(&server).await;
+    let customers = api.all_customers("admin", 200).await;
+    let acme = customers
+        .iter()
+        .find(|c| c["name"] == "Acme Trading")
+        .map(harness::id)
+        .expect("Acme Trading");
+    let rep1s = customers
+        .iter()
+        .filter(|c| c["owner"] == "rep1" && c["name"] != "Acme Trading")
+        .map(harness::id)
+        .next_back()
+        .expect("a customer of rep1");
+    hostile::mass_assignment(&api, rep1s, acme).await;
+    hostile::body_limit(&api).await;
+    idor::matrix(&api).await;
+}
+
+/// The IDOR matrix on PostgreSQL.
+#[tokio::test]
+async fn idor_matrix_on_postgres() {
+    let Some(url) = warden_store::testing::fresh_postgres_database("idor_matrix_on_postgres").await
+    else {
+        return;
+    };
+    let server = Server::start(Backend::Postgres(url)).await;
+    idor::matrix(&harness::Api::login_everyone(&server).await).await;
+}
+
+/// Every operation of the OpenAPI document sent malformed and hostile requests: never a 5xx,
+/// always a JSON error.
+#[tokio::test]
+async fn malformed_request_sweep_on_sqlite() {
+    let server = Server::start(Backend::Sqlite).await;
+    hostile::sweep(&server).await;
+}
+
+/// The login throttle per client address, kept in the database.
+#[tokio::test]
+async fn login_throttle_per_address_on_sqlite() {
+    let server = Server::start_with(Backend::Sqlite, &["--trusted-proxy", "127.0.0.1/32"]).await;
+    hostile::address_throttle(&server).await;
 }

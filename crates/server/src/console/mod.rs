@@ -507,6 +507,11 @@ impl IntoResponse for ConsoleError {
             ConsoleError::App(AppError::BadRequest(message)) => {
                 (StatusCode::BAD_REQUEST, "Bad request", message)
             }
+            ConsoleError::App(AppError::TooLarge) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                format!("The form is larger than the {} bytes accepted.", crate::MAX_BODY_BYTES),
+            ),
             ConsoleError::App(AppError::Service(error)) => match error {
                 ServiceError::Unauthenticated => return see_other("/login"),
                 ServiceError::NotFound => (
