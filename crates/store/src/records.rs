@@ -433,7 +433,7 @@ fn id_places<'a>(object: &ObjectSchema, filter: &'a RecordFilter) -> Option<IdPl
 }
 
 /// `r.id IN (the page's ids)`, the ids taken from the covering owner and unit indexes and the
-/// share index alone, `UNION`ed and made distinct (a record reached twice counts once), sorted and cut to
+/// share index alone, `UNION ALL`ed and grouped (a record reached twice counts once), sorted and cut to
 /// the page; no customer row is read before the page's own 51. An `OR` of the same terms made
 /// SQLite look up every visible row to test it, twice the time for a rep with shares.
 ///
@@ -448,16 +448,18 @@ fn push_visible_ids(
     limit: u32,
     backend: Backend,
 ) {
-    // DISTINCT: a record shared through two principals comes twice out of the share branch's
-    // UNION ALL, and would take two of the page's places.
-    sql.push("r.id IN (SELECT DISTINCT id FROM (");
+    // GROUP BY: a record reached twice (owned and shared, or shared through two principals)
+    // would take two of the page's places. One grouping of the UNION ALL measured faster than
+    // UNION (a temporary b-tree per branch) or DISTINCT on SQLite: 1.0 ms against 2.4 ms for a
+    // supervisor's 6,330 ids.
+    sql.push("r.id IN (SELECT id FROM (");
     let mut first = true;
     let mut branch = |sql: &mut SqlBuilder, column: &str, ids: &[i64]| {
         if ids.is_empty() {
             return;
         }
         if !first {
-            sql.push(" UNION ");
+            sql.push(" UNION ALL ");
         }
         first = false;
         sql.push(&format!("SELECT x.id AS id FROM {} x WHERE ", object.table));
@@ -470,7 +472,7 @@ fn push_visible_ids(
     branch(sql, "unit_id", &places.units);
     if !places.shares.is_empty() {
         if !first {
-            sql.push(" UNION ");
+            sql.push(" UNION ALL ");
         }
         first = false;
         sql.push("SELECT t.record_id AS id FROM (");
@@ -485,7 +487,7 @@ fn push_visible_ids(
             .push(object.table)
             .push(" x WHERE 1 = 0");
     }
-    sql.push(") visible ORDER BY id LIMIT ")
+    sql.push(") visible GROUP BY id ORDER BY id LIMIT ")
         .bind_int(i64::from(limit) + 1)
         .push(")");
 }
